@@ -1,0 +1,113 @@
+"""The `costaudit` command. Every user mistake ends as one line on stderr and a non-zero exit."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from costaudit import __version__
+from costaudit.connectors.base import ReadOptions
+from costaudit.errors import CostauditError
+from costaudit.loader import LoadReport, load_paths
+from costaudit.store import connect, default_db_path
+
+err_console = Console(stderr=True)
+
+
+class CostauditGroup(click.Group):
+    """Turns CostauditError into one clear line and its exit code."""
+
+    def invoke(self, ctx: click.Context):  # type: ignore[override]
+        try:
+            return super().invoke(ctx)
+        except CostauditError as exc:
+            err_console.print(f"[bold red]error:[/] {exc}", markup=True, highlight=False, soft_wrap=True)
+            sys.exit(exc.exit_code)
+
+
+@click.group(cls=CostauditGroup)
+@click.version_option(__version__, prog_name="costaudit")
+@click.option(
+    "--db",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="DuckDB store file (default: $COSTAUDIT_DB or ./costaudit.duckdb).",
+)
+@click.pass_context
+def main(ctx: click.Context, db: Path | None) -> None:
+    """Audit cloud billing exports: load them into a FOCUS 1.2 store, reconcile, explore."""
+    ctx.obj = {"db": db or default_db_path()}
+
+
+@main.command()
+@click.argument("paths", nargs=-1, required=True)
+@click.option("--currency", default=None, help="Billing currency for FOCUS files that have no BillingCurrency column.")
+@click.option("--export", "source_export", default=None, help="Name of the source export in the load ledger.")
+@click.option("--quiet", is_flag=True, help="Print nothing on success.")
+@click.pass_context
+def load(ctx: click.Context, paths: tuple[str, ...], currency: str | None, source_export: str | None, quiet: bool) -> None:
+    """Load billing exports (files, folders or globs; CSV, CSV.gz, Parquet, NDJSON).
+
+    Provider and format are detected from the content. Each (provider, billing account,
+    billing period, export) replaces its earlier delivery in one transaction; the load fails,
+    storing nothing, unless the stored totals match the source's own totals to 0.01.
+    """
+    con = connect(ctx.obj["db"])
+    try:
+        report = load_paths(con, list(paths), opts=ReadOptions(default_currency=currency), source_export=source_export)
+        if not quiet:
+            print_load_report(report)
+            print_spend_summary(con)
+    finally:
+        con.close()
+
+
+def print_load_report(report: LoadReport) -> None:
+    console = Console()
+    for path, reason in report.skipped_files:
+        err_console.print(f"skipped {path}: {reason}", highlight=False)
+    table = Table(title="Reconciliation: source total vs stored total (per invoice)", title_justify="left")
+    for header in ("provider", "billing account", "period", "currency", "basis", "source total", "stored total",
+                   "difference", "rows", "export", "action"):
+        table.add_column(header, justify="right" if header in {"source total", "stored total", "difference", "rows"} else "left")
+    for part in sorted(report.partitions, key=lambda p: (p.provider, p.billing_account_id, p.billing_period_start)):
+        table.add_row(
+            part.provider, part.billing_account_id, f"{part.billing_period_start:%Y-%m}", part.currency, part.basis,
+            _money(part.source_total), _money(part.stored_total), _money(part.difference), str(part.rows),
+            part.source_export, part.action,
+        )
+    console.print(table)
+    if not report.changed:
+        console.print("Nothing changed: every delivery was already loaded.")
+
+
+def print_spend_summary(con) -> None:
+    rows = con.execute(
+        """
+        SELECT l.ProviderName, a.source_export, strftime(l.BillingPeriodStart, '%Y-%m') AS period,
+               l.BillingCurrency, coalesce(l.ServiceCategory, '(none)') AS category,
+               sum(l.BilledCost), sum(l.EffectiveCost), count(*)
+        FROM line_items l JOIN loads a ON a.load_id = l.x_LoadId
+        GROUP BY ALL ORDER BY 1, 2, 3, 4, 6 DESC
+        """
+    ).fetchall()
+    table = Table(title="Spend summary (store)", title_justify="left")
+    for header in ("provider", "export", "period", "currency", "service category", "billed cost", "effective cost", "rows"):
+        table.add_column(header, justify="right" if header in {"billed cost", "effective cost", "rows"} else "left")
+    for provider, export, period, currency, category, billed, effective, count in rows:
+        table.add_row(provider, export, period, currency, category, _money(billed), _money(effective), str(count))
+    Console().print(table)
+
+
+def _money(value) -> str:
+    if value is None:
+        return ""
+    return f"{value:,.2f}"
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

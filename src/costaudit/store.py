@@ -1,0 +1,101 @@
+"""The DuckDB store: schema, connections and the load ledger.
+
+The store owns ``line_items`` and ``loads``; nobody else writes them. Each ledger entry covers
+one (provider, billing account, billing period, source export); a newer delivery of the same
+key replaces the older one inside one transaction.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import duckdb
+
+from costaudit.connectors.sql import install_macros, quote_ident
+from costaudit.errors import CostauditError
+from costaudit.schema import FOCUS_NAMES, LINE_ITEM_COLUMNS, MONEY
+
+DEFAULT_DB = "costaudit.duckdb"
+SCHEMA_VERSION = 1
+DEFAULT_MEMORY_LIMIT = "2GB"
+
+
+def default_db_path() -> Path:
+    """The store used when none is named: $COSTAUDIT_DB, else ./costaudit.duckdb."""
+    return Path(os.environ.get("COSTAUDIT_DB", DEFAULT_DB))
+
+
+def connect(path: str | Path | None = None, *, read_only: bool = False) -> duckdb.DuckDBPyConnection:
+    """Open the store, creating its schema when writable. A lock held by another writer is a
+    clear error, not a traceback."""
+    db_path = Path(path) if path is not None else default_db_path()
+    if read_only and not db_path.exists():
+        raise CostauditError(f"{db_path}: no store here yet; run `costaudit load` first")
+    config = {"memory_limit": os.environ.get("COSTAUDIT_MEMORY_LIMIT", DEFAULT_MEMORY_LIMIT)}
+    try:
+        con = duckdb.connect(str(db_path), read_only=read_only, config=config)
+    except duckdb.IOException as exc:
+        message = str(exc).splitlines()[0]
+        if "lock" in message.lower():
+            raise CostauditError(f"{db_path}: the store is in use by another costaudit process ({message})") from None
+        raise CostauditError(f"{db_path}: cannot open the store ({message})") from None
+    install_macros(con)
+    if not read_only:
+        ensure_schema(con)
+    return con
+
+
+def _line_items_ddl() -> str:
+    columns = ",\n  ".join(f"{quote_ident(name)} {sql_type}" for name, sql_type in LINE_ITEM_COLUMNS)
+    return f"CREATE TABLE IF NOT EXISTS line_items (\n  {columns}\n)"
+
+
+def ensure_schema(con: duckdb.DuckDBPyConnection) -> None:
+    """Create the tables and views if missing (idempotent)."""
+    con.execute("CREATE TABLE IF NOT EXISTS meta (key VARCHAR PRIMARY KEY, value VARCHAR)")
+    con.execute(_line_items_ddl())
+    con.execute(
+        """
+        CREATE TABLE IF NOT EXISTS loads (
+          load_id VARCHAR PRIMARY KEY,
+          batch_id VARCHAR NOT NULL,
+          provider VARCHAR NOT NULL,
+          billing_account_id VARCHAR NOT NULL,
+          billing_period_start TIMESTAMPTZ NOT NULL,
+          source_export VARCHAR NOT NULL,
+          source_format VARCHAR NOT NULL,
+          format_version VARCHAR,
+          delivery_id VARCHAR,
+          fingerprint VARCHAR NOT NULL,
+          files JSON NOT NULL,
+          row_count BIGINT NOT NULL,
+          basis VARCHAR NOT NULL,
+          loaded_at TIMESTAMPTZ NOT NULL,
+          status VARCHAR NOT NULL,
+          replaced_by VARCHAR
+        )"""
+    )
+    con.execute(
+        f"""
+        CREATE TABLE IF NOT EXISTS load_totals (
+          load_id VARCHAR NOT NULL,
+          currency VARCHAR NOT NULL,
+          basis VARCHAR NOT NULL,
+          source_total {MONEY} NOT NULL,
+          stored_total {MONEY} NOT NULL,
+          PRIMARY KEY (load_id, currency)
+        )"""
+    )
+    focus_list = ", ".join(quote_ident(n) for n in FOCUS_NAMES)
+    con.execute(f"CREATE OR REPLACE VIEW focus_line_items AS SELECT {focus_list} FROM line_items")
+    con.execute(
+        """
+        CREATE OR REPLACE VIEW active_loads AS
+        SELECT * FROM loads WHERE status = 'active'
+        """
+    )
+    con.execute(
+        "INSERT INTO meta VALUES ('schema_version', ?) ON CONFLICT (key) DO NOTHING",
+        [str(SCHEMA_VERSION)],
+    )
