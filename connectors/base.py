@@ -15,6 +15,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
+import duckdb
+
 from costaudit.errors import InputError
 from costaudit.schema import MONEY, QUANTITY, READER_COLUMNS
 
@@ -179,6 +181,9 @@ class Format:
     export_family: str = ""
     title: str = ""
 
+    def prepare(self, con: duckdb.DuckDBPyConnection) -> None:
+        """Register lookup tables (TEMP) the SQL below joins to; called before any of it runs."""
+
     def score(self, cols: Cols) -> int:
         """How strongly these columns look like this format; 0 means not at all."""
         raise NotImplementedError
@@ -240,6 +245,13 @@ def json_object_from_columns(pairs: Iterable[tuple[str, str]]) -> str:
         return "NULL::JSON"
     kept = f"list_filter([{', '.join(entries)}], e -> e.v IS NOT NULL AND e.v <> '')"
     return f"CASE WHEN len({kept}) = 0 THEN NULL ELSE to_json(map_from_entries({kept})) END"
+
+
+def data_file(name: str) -> str:
+    """Path of a data file shipped in the package (``costaudit/data/<name>``), for DuckDB readers."""
+    from importlib.resources import files
+
+    return str(files("costaudit") / "data" / name)
 
 
 def month_start(expr: str) -> str:

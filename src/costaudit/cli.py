@@ -66,6 +66,11 @@ def load(ctx: click.Context, paths: tuple[str, ...], currency: str | None, sourc
         con.close()
 
 
+from costaudit.focus_export import export_group  # noqa: E402
+
+main.add_command(export_group)
+
+
 def print_load_report(report: LoadReport) -> None:
     console = Console()
     for path, reason in report.skipped_files:

@@ -103,6 +103,7 @@ def _prepare(
     fmt = delivery.fmt
     cols = delivery.cols
     fmt.check(cols, opts)
+    fmt.prepare(con)
     raw_sql = raw_relation_sql(delivery.files)
     con.execute(f"CREATE OR REPLACE TEMP VIEW raw AS SELECT * FROM {raw_sql}")
     _check_values(con, delivery.files, fmt.parsed_columns(cols))
@@ -180,6 +181,7 @@ def _load_one(
     con: duckdb.DuckDBPyConnection, item: PreparedDelivery, opts: ReadOptions, batch_id: str
 ) -> list[PartitionResult]:
     fmt = item.fmt
+    fmt.prepare(con)
     con.execute(f"CREATE OR REPLACE TEMP VIEW raw AS SELECT * FROM {item.raw_sql}")
     partitions: dict[tuple[str, str, datetime], dict] = {}
     for provider, account, period, currency, total in item.source_totals:
