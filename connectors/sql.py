@@ -24,12 +24,12 @@ def quote_literal(value: str) -> str:
 # Each macro takes VARCHAR. Typed (Parquet/JSON) columns are cast directly by `Cols`.
 _MACROS = [
     # Money and quantities: exact decimals from text, E-notation allowed.
-    f"CREATE OR REPLACE MACRO ca_money(x) AS TRY_CAST(trim(x) AS {MONEY})",
-    f"CREATE OR REPLACE MACRO ca_qty(x) AS TRY_CAST(trim(x) AS {QUANTITY})",
+    f"CREATE OR REPLACE TEMP MACRO ca_money(x) AS TRY_CAST(trim(x) AS {MONEY})",
+    f"CREATE OR REPLACE TEMP MACRO ca_qty(x) AS TRY_CAST(trim(x) AS {QUANTITY})",
     # Timestamps, always read as UTC. Formats seen in real exports: ISO 8601 with or without T/Z
     # and offsets, US dates (Azure EA: 09/21/2023, FOCUS spec examples: 5/1/25), compact
     # manifest stamps (20180801T000000.000Z), dates alone, and AWS TimeInterval halves.
-    r"""CREATE OR REPLACE MACRO ca_ts(x) AS (
+    r"""CREATE OR REPLACE TEMP MACRO ca_ts(x) AS (
         CASE
           WHEN x IS NULL THEN NULL
           WHEN regexp_full_match(trim(x), '\d{1,2}/\d{1,2}/\d{2}')
@@ -44,7 +44,7 @@ _MACROS = [
           ELSE TRY_CAST(trim(x) AS TIMESTAMPTZ)
         END)""",
     # Azure tags come as a JSON object body without braces; FOCUS wants a JSON object.
-    r"""CREATE OR REPLACE MACRO ca_braced_json(x) AS (
+    r"""CREATE OR REPLACE TEMP MACRO ca_braced_json(x) AS (
         CASE
           WHEN x IS NULL OR trim(x) IN ('', '{}') THEN NULL
           WHEN starts_with(ltrim(x), '{') THEN trim(x)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 
 import click
@@ -15,7 +16,16 @@ from costaudit.errors import CostauditError
 from costaudit.loader import LoadReport, load_paths
 from costaudit.store import connect, default_db_path
 
+CENT = Decimal("0.01")
 err_console = Console(stderr=True)
+
+
+def _console() -> Console:
+    """Rich console for stdout; wide when not on a terminal so cron logs keep whole numbers."""
+    console = Console()
+    if not console.is_terminal:
+        console = Console(width=200)
+    return console
 
 
 class CostauditGroup(click.Group):
@@ -72,7 +82,7 @@ main.add_command(export_group)
 
 
 def print_load_report(report: LoadReport) -> None:
-    console = Console()
+    console = _console()
     for path, reason in report.skipped_files:
         err_console.print(f"skipped {path}: {reason}", highlight=False)
     table = Table(title="Reconciliation: source total vs stored total (per invoice)", title_justify="left")
@@ -82,7 +92,7 @@ def print_load_report(report: LoadReport) -> None:
     for part in sorted(report.partitions, key=lambda p: (p.provider, p.billing_account_id, p.billing_period_start)):
         table.add_row(
             part.provider, part.billing_account_id, f"{part.billing_period_start:%Y-%m}", part.currency, part.basis,
-            _money(part.source_total), _money(part.stored_total), _money(part.difference), str(part.rows),
+            _exact(part.source_total), _exact(part.stored_total), _exact(part.difference), str(part.rows),
             part.source_export, part.action,
         )
     console.print(table)
@@ -105,13 +115,24 @@ def print_spend_summary(con) -> None:
         table.add_column(header, justify="right" if header in {"billed cost", "effective cost", "rows"} else "left")
     for provider, export, period, currency, category, billed, effective, count in rows:
         table.add_row(provider, export, period, currency, category, _money(billed), _money(effective), str(count))
-    Console().print(table)
+    _console().print(table)
 
 
 def _money(value) -> str:
+    """An amount rounded half-up to the cent for display."""
     if value is None:
         return ""
-    return f"{value:,.2f}"
+    return f"{Decimal(value).quantize(CENT, rounding=ROUND_HALF_UP):,.2f}"
+
+
+def _exact(value) -> str:
+    """An amount shown exactly: at least two decimals, more when the source has them."""
+    if value is None:
+        return ""
+    amount = Decimal(value)
+    if amount == amount.quantize(CENT):
+        return f"{amount.quantize(CENT):,.2f}"
+    return f"{amount.normalize():,f}"
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -24,7 +24,7 @@ import duckdb
 
 from costaudit.connectors import deliveries
 from costaudit.connectors.base import EXPECTED, FILE_COLUMN, Cols, Format, ReadOptions, bad_value_condition
-from costaudit.connectors.files import SourceFile, describe, raw_relation_sql
+from costaudit.connectors.files import SourceFile, check_gzip_whole, raw_relation_sql
 from costaudit.connectors.sql import quote_ident
 from costaudit.errors import CostauditError, InputError, ReconciliationError
 
@@ -103,6 +103,8 @@ def _prepare(
     fmt = delivery.fmt
     cols = delivery.cols
     fmt.check(cols, opts)
+    for file in delivery.files:
+        check_gzip_whole(file)
     fmt.prepare(con)
     raw_sql = raw_relation_sql(delivery.files)
     con.execute(f"CREATE OR REPLACE TEMP VIEW raw AS SELECT * FROM {raw_sql}")

@@ -1,0 +1,148 @@
+"""Bad input: one clear line naming the file (and row or column), a non-zero exit, and the
+store exactly as it was before."""
+
+from __future__ import annotations
+
+import gzip
+import shutil
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from costaudit.store import connect
+
+from .focus_rows import HEADER, row, write
+
+
+@pytest.fixture
+def loaded(cli, tmp_path, db_path):
+    """A store holding one good load, and a function returning its state."""
+    good = write(tmp_path / "good.csv", [row(cost="1.25"), row(account="222", cost="2.50")])
+    result = cli("load", str(good))
+    assert result.exit_code == 0, result.output
+
+    def state():
+        con = connect(db_path, read_only=True)
+        try:
+            return (
+                con.execute("SELECT * FROM line_items ORDER BY ALL").fetchall(),
+                con.execute("SELECT load_id, status FROM loads ORDER BY ALL").fetchall(),
+            )
+        finally:
+            con.close()
+
+    return state
+
+
+def _fails_cleanly(result, *expected: str) -> str:
+    assert result.exit_code != 0
+    assert "Traceback" not in result.output
+    message = result.output.strip()
+    assert message.startswith("error:"), message
+    assert len(message.splitlines()) == 1, message
+    for text in expected:
+        assert text in message, message
+    return message
+
+
+def test_unknown_format(cli, loaded, tmp_path):
+    before = loaded()
+    path = tmp_path / "inventory.csv"
+    path.write_text("name,colour\nwidget,blue\n")
+    _fails_cleanly(cli("load", str(path)), "inventory.csv", "unknown format")
+    assert loaded() == before
+
+
+def test_missing_required_column(cli, loaded, tmp_path):
+    before = loaded()
+    header = [h for h in HEADER if h != "BilledCost"]
+    path = write(tmp_path / "no_cost.csv", [row()], header=header)
+    _fails_cleanly(cli("load", str(path)), "no_cost.csv", "'BilledCost'", "missing required column")
+    assert loaded() == before
+
+
+def test_corrupt_gzip(cli, loaded, tmp_path):
+    before = loaded()
+    plain = write(tmp_path / "plain.csv", [row(cost=str(i)) for i in range(2000)])
+    packed = gzip.compress(plain.read_bytes())
+    broken = tmp_path / "export.csv.gz"
+    broken.write_bytes(packed[: len(packed) // 2])
+    _fails_cleanly(cli("load", str(broken)), "export.csv.gz", "gzip")
+    assert loaded() == before
+
+
+def test_corrupt_parquet(cli, loaded, tmp_path):
+    before = loaded()
+    table = pa.table({"BilledCost": ["1.0"] * 50, "BillingCurrency": ["USD"] * 50})
+    good = tmp_path / "whole.parquet"
+    pq.write_table(table, good)
+    data = good.read_bytes()
+    broken = tmp_path / "cut.parquet"
+    broken.write_bytes(data[: len(data) - 20])
+    _fails_cleanly(cli("load", str(broken)), "cut.parquet", "Parquet")
+    assert loaded() == before
+
+
+def test_unparsable_date_names_row_and_column(cli, loaded, tmp_path):
+    before = loaded()
+    rows = [row(), row(ChargePeriodStart="next tuesday"), row()]
+    path = write(tmp_path / "dates.csv", rows)
+    message = _fails_cleanly(cli("load", str(path)), "dates.csv", "row 2", "'ChargePeriodStart'", "next tuesday")
+    assert "date or timestamp" in message
+    assert loaded() == before
+
+
+def test_unparsable_number_names_row_and_column(cli, loaded, tmp_path):
+    before = loaded()
+    rows = [row(), row(), row(), row(BilledCost="12,50")]
+    path = write(tmp_path / "numbers.csv", rows)
+    _fails_cleanly(cli("load", str(path)), "numbers.csv", "row 4", "'BilledCost'", "decimal number")
+    assert loaded() == before
+
+
+def test_empty_file(cli, loaded, tmp_path):
+    before = loaded()
+    path = tmp_path / "empty.csv"
+    path.write_bytes(b"")
+    _fails_cleanly(cli("load", str(path)), "empty.csv", "empty")
+    assert loaded() == before
+
+
+def test_header_without_rows(cli, loaded, tmp_path):
+    before = loaded()
+    path = write(tmp_path / "header_only.csv", [])
+    _fails_cleanly(cli("load", str(path)), "header_only.csv", "no rows")
+    assert loaded() == before
+
+
+def test_conflicting_currencies(cli, loaded, tmp_path):
+    before = loaded()
+    path = write(tmp_path / "mixed.csv", [row(currency="USD"), row(currency="EUR")])
+    _fails_cleanly(cli("load", str(path)), "mixed.csv", "conflicting currencies", "EUR", "USD")
+    assert loaded() == before
+
+
+def test_invalid_tags_json(cli, loaded, tmp_path):
+    before = loaded()
+    path = write(tmp_path / "tags.csv", [row(), row(Tags='{"team": ')])
+    _fails_cleanly(cli("load", str(path)), "tags.csv", "row 2", "'Tags'", "JSON object")
+    assert loaded() == before
+
+
+def test_missing_path(cli, loaded, tmp_path):
+    _fails_cleanly(cli("load", str(tmp_path / "nowhere.csv")), "nowhere.csv", "no such file")
+
+
+def test_file_name_is_never_trusted(cli, tmp_path, db_path):
+    """A gzip file named .csv and a CSV named .parquet still load: kinds come from the bytes."""
+    plain = write(tmp_path / "a.csv", [row(cost="1.5")])
+    disguised = tmp_path / "report.parquet"
+    shutil.copy(plain, disguised)
+    zipped = tmp_path / "other.csv"
+    zipped.write_bytes(gzip.compress(write(tmp_path / "b.csv", [row(account="9", cost="2")]).read_bytes()))
+    result = cli("load", str(disguised), str(zipped))
+    assert result.exit_code == 0, result.output
+    con = connect(db_path, read_only=True)
+    assert con.execute("SELECT sum(BilledCost) FROM line_items").fetchone()[0] == 3.5
+    con.close()
