@@ -68,6 +68,9 @@ def test_separate_exports_of_one_period_are_kept_apart(store, tmp_path):
     load_paths(store, [str(other)], source_export="export-b")
     exports = store.execute("SELECT source_export, status FROM loads ORDER BY 1").fetchall()
     assert exports == [("export-a", "active"), ("export-b", "active")]
+    # both stay stored, but the FOCUS view reads one representation of the bill: the latest
+    assert store.execute("SELECT sum(BilledCost) FROM line_items").fetchone()[0] == 3
+    assert store.execute("SELECT sum(BilledCost) FROM focus_line_items").fetchone()[0] == 2
 
 
 def test_a_reconciliation_mismatch_rolls_back_everything(store, tmp_path, monkeypatch):

@@ -106,7 +106,7 @@ def print_spend_summary(con) -> None:
         SELECT l.ProviderName, a.source_export, strftime(l.BillingPeriodStart, '%Y-%m') AS period,
                l.BillingCurrency, coalesce(l.ServiceCategory, '(none)') AS category,
                sum(l.BilledCost), sum(l.EffectiveCost), count(*)
-        FROM line_items l JOIN loads a ON a.load_id = l.x_LoadId
+        FROM current_line_items l JOIN loads a ON a.load_id = l.x_LoadId
         GROUP BY ALL ORDER BY 1, 2, 3, 4, 6 DESC
         """
     ).fetchall()
@@ -116,6 +116,15 @@ def print_spend_summary(con) -> None:
     for provider, export, period, currency, category, billed, effective, count in rows:
         table.add_row(provider, export, period, currency, category, _money(billed), _money(effective), str(count))
     _console().print(table)
+    shadowed = con.execute(
+        """SELECT count(*) FROM loads WHERE status = 'active'
+           AND load_id NOT IN (SELECT load_id FROM current_loads)"""
+    ).fetchone()[0]
+    if shadowed:
+        _console().print(
+            f"{shadowed} loaded partition(s) are covered by a later export of the same billing account and "
+            "period and are left out of this summary (see the loads table)."
+        )
 
 
 def _money(value) -> str:

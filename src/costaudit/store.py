@@ -87,14 +87,26 @@ def ensure_schema(con: duckdb.DuckDBPyConnection) -> None:
           PRIMARY KEY (load_id, currency)
         )"""
     )
-    focus_list = ", ".join(quote_ident(n) for n in FOCUS_NAMES)
-    con.execute(f"CREATE OR REPLACE VIEW focus_line_items AS SELECT {focus_list} FROM line_items")
+    # One bill is read once: when several source exports cover the same (provider, billing
+    # account, billing period) -- say a CUR and a FOCUS export of the same month -- analysis reads
+    # the most recently loaded one. The others stay in the ledger and in line_items.
     con.execute(
         """
-        CREATE OR REPLACE VIEW active_loads AS
+        CREATE OR REPLACE VIEW current_loads AS
         SELECT * FROM loads WHERE status = 'active'
+        QUALIFY row_number() OVER (
+          PARTITION BY provider, billing_account_id, billing_period_start
+          ORDER BY loaded_at DESC, load_id) = 1
         """
     )
+    con.execute(
+        """
+        CREATE OR REPLACE VIEW current_line_items AS
+        SELECT * FROM line_items WHERE x_LoadId IN (SELECT load_id FROM current_loads)
+        """
+    )
+    focus_list = ", ".join(quote_ident(n) for n in FOCUS_NAMES)
+    con.execute(f"CREATE OR REPLACE VIEW focus_line_items AS SELECT {focus_list} FROM current_line_items")
     con.execute(
         "INSERT INTO meta VALUES ('schema_version', ?) ON CONFLICT (key) DO NOTHING",
         [str(SCHEMA_VERSION)],
