@@ -1,0 +1,53 @@
+"""The bundled fixtures: reproducible from their generator, and the README's main job loads them."""
+
+from __future__ import annotations
+
+import gzip
+import sys
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from costaudit.loader import load_paths
+
+from .conftest import FIXTURES
+
+sys.path.insert(0, str(FIXTURES))
+import generate  # noqa: E402
+
+ROOMS = [room for room in generate.ROOMS if (FIXTURES / f"gen_{room}.py").exists()]
+
+
+def _content(path: Path):
+    data = path.read_bytes()
+    if data.startswith(b"PAR1"):
+        con = duckdb.connect()
+        return con.execute(f"SELECT * FROM read_parquet('{path}')").fetchall()
+    if data.startswith(b"\x1f\x8b"):
+        return gzip.decompress(data)
+    return data
+
+
+@pytest.mark.parametrize("room", ROOMS)
+def test_fixtures_are_reproducible(room, tmp_path):
+    written = generate.generate(tmp_path, [room])
+    assert written, f"gen_{room}.py wrote nothing"
+    for path in written:
+        committed = FIXTURES / path.relative_to(tmp_path)
+        assert committed.exists(), f"{committed} is generated but not committed"
+        assert _content(path) == _content(committed), f"{committed} differs from what gen_{room}.py makes"
+
+
+def test_main_job_loads_every_fixture_room(store):
+    folders = [str(FIXTURES / room) for room in ROOMS]
+    report = load_paths(store, folders)
+    providers = {p.provider for p in report.partitions}
+    assert {"AWS", "Microsoft", "Google Cloud"} <= providers
+    for part in report.partitions:
+        assert abs(part.difference) <= 0.01
+    currencies = {p.currency for p in report.partitions}
+    assert len(currencies) >= 2, "fixtures should exercise more than one billing currency"
+    # a second run of the main job changes nothing
+    again = load_paths(store, folders)
+    assert not again.changed
