@@ -213,6 +213,14 @@ class Format:
         """Text columns that must parse as money, quantity or timestamp (see `Cols.parsed`)."""
         return []
 
+    def problem_checks(self, cols: Cols) -> list[tuple[str, str]]:
+        """Checks of values that `parsed_columns` cannot express (nested fields, lists).
+
+        Each is (column label, SQL over ``raw`` yielding a problem text for a bad row, else
+        NULL). The loader reports the first bad row as "<file>, row N, column L: <text>".
+        """
+        return []
+
 
 def select_list(values: dict[str, str]) -> str:
     """Build the select list for `READER_COLUMNS` from {column: sql expression}.
@@ -243,7 +251,7 @@ def json_object_from_columns(pairs: Iterable[tuple[str, str]]) -> str:
     entries = [f"struct_pack(k := {quote_literal(key)}, v := CAST(({expr}) AS VARCHAR))" for key, expr in pairs]
     if not entries:
         return "NULL::JSON"
-    kept = f"list_filter([{', '.join(entries)}], e -> e.v IS NOT NULL AND e.v <> '')"
+    kept = f"list_filter([{', '.join(entries)}], lambda e: e.v IS NOT NULL AND e.v <> '')"
     return f"CASE WHEN len({kept}) = 0 THEN NULL ELSE to_json(map_from_entries({kept})) END"
 
 

@@ -109,6 +109,7 @@ def _prepare(
     raw_sql = raw_relation_sql(delivery.files)
     con.execute(f"CREATE OR REPLACE TEMP VIEW raw AS SELECT * FROM {raw_sql}")
     _check_values(con, delivery.files, fmt.parsed_columns(cols))
+    _check_problems(con, delivery.files, fmt.problem_checks(cols))
     totals = _run(con, fmt.source_totals_sql(cols, opts), delivery.files).fetchall()
     _check_totals(delivery, totals)
     digest = hashlib.sha256(fmt.id.encode())
@@ -157,6 +158,30 @@ def _check_values(con: duckdb.DuckDBPyConnection, files: list[SourceFile], check
             row=row,
             column=column,
         )
+
+
+def _check_problems(con: duckdb.DuckDBPyConnection, files: list[SourceFile], checks: list[tuple[str, str]]) -> None:
+    """Run a format's own value checks in one pass; name the first bad row on failure."""
+    if not checks:
+        return
+    parts = [f"count(*) FILTER (WHERE ({problem}) IS NOT NULL)" for _, problem in checks]
+    counts = _run(con, f"SELECT {', '.join(parts)} FROM raw", files).fetchone()
+    assert counts is not None
+    for (label, problem), count in zip(checks, counts, strict=True):
+        if not count:
+            continue
+        found = con.execute(
+            f"""
+            SELECT file, rn, problem FROM (
+              SELECT {quote_ident(FILE_COLUMN)} AS file,
+                     row_number() OVER (PARTITION BY {quote_ident(FILE_COLUMN)}) AS rn,
+                     ({problem}) AS problem
+              FROM raw)
+            WHERE problem IS NOT NULL LIMIT 1
+            """
+        ).fetchone()
+        file, row, text = found if found else (str(files[0].path), None, "has a value that cannot be read")
+        raise InputError(str(file), f"{text} ({count} such row{'s' if count > 1 else ''})", row=row, column=label)
 
 
 def _check_totals(delivery: deliveries.Delivery, totals: list[tuple]) -> None:
