@@ -6,9 +6,12 @@ their first bytes, so `report.csv` holding Parquet still loads, and a corrupt gz
 
 from __future__ import annotations
 
+import csv
 import glob
 import gzip
 import hashlib
+import io
+import json
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,6 +37,9 @@ class SourceFile:
     compression: str  # 'none' or 'gzip'
     sha256: str
     size: int
+    # CSV whose data rows all have fewer fields than the header (seen in real CUR extracts, where
+    # a trailing empty column was dropped): read with the missing trailing fields as NULL.
+    ragged: bool = False
 
     @property
     def group_key(self) -> tuple[str, str]:
@@ -77,7 +83,7 @@ def sniff(path: Path) -> SourceFile:
     if size == 0:
         raise InputError(str(path), "the file is empty; expected a billing export (CSV, CSV.gz, Parquet or JSON)")
     with path.open("rb") as handle:
-        head = handle.read(8192)
+        head = handle.read(65536)
     compression = "none"
     if head.startswith(GZIP_MAGIC):
         compression = "gzip"
@@ -104,28 +110,56 @@ def sniff(path: Path) -> SourceFile:
             if b"\x00" in head:
                 raise InputError(str(path), "binary content that is neither gzip nor Parquet; expected a billing export")
             kind = "csv"
-    return SourceFile(path=path, kind=kind, compression=compression, sha256=_sha256(path), size=size)
+    ragged = kind == "csv" and _rows_shorter_than_header(head)
+    return SourceFile(path=path, kind=kind, compression=compression, sha256=_sha256(path), size=size, ragged=ragged)
+
+
+def _rows_shorter_than_header(head: bytes) -> bool:
+    """True when every complete sampled data row has fewer fields than the header.
+
+    Only a consistent shortfall counts: one short row (a truncated file) must stay an error.
+    """
+    text = head.decode("utf-8", errors="replace").lstrip("\ufeff")
+    lines = text.splitlines()
+    if len(lines) < 3:
+        return False
+    sample = lines[: len(lines) - 1]  # the last line of the head may be cut mid-row
+    try:
+        rows = list(csv.reader(io.StringIO("\n".join(sample))))
+    except csv.Error:
+        return False
+    header, data = rows[0], [r for r in rows[1:] if r]
+    return bool(data) and all(len(r) < len(header) for r in data)
 
 
 def _gunzip_head(path: Path) -> bytes:
     try:
         with gzip.open(path, "rb") as handle:
-            return handle.read(8192)
+            return handle.read(65536)
     except (OSError, EOFError, zlib.error) as exc:
         raise InputError(str(path), f"corrupt gzip data ({exc}); expected a gzip-compressed export") from None
 
 
+# Top-level keys of the delivery manifests we know (AWS CUR and Data Exports, Azure exports,
+# S3 Inventory). A one-line JSON object with any of them is a manifest, not a one-row NDJSON file.
+MANIFEST_KEYS = frozenset({
+    "assemblyId", "reportKeys", "billingPeriod", "dataFiles", "exportArn", "exportName", "executionId",
+    "exportConfig", "deliveryConfig", "runInfo", "blobs", "sourceBucket", "fileSchema", "fileFormat",
+})
+
+
 def _json_kind(head: bytes) -> str:
-    """Newline-delimited JSON has a complete object on its first line; a manifest is one document."""
+    """Newline-delimited JSON has a complete object on its first line; a manifest is one document
+    (pretty-printed over many lines, or on one line with manifest keys)."""
     text = head.lstrip(b"\xef\xbb\xbf").lstrip()
     first_line = text.split(b"\n", 1)[0].strip()
-    import json
-
     try:
-        json.loads(first_line)
-        return "ndjson"
+        first = json.loads(first_line)
     except ValueError:
         return "json"
+    if isinstance(first, dict) and MANIFEST_KEYS & set(first):
+        return "json"
+    return "ndjson"
 
 
 def check_gzip_whole(file: SourceFile) -> None:
@@ -143,13 +177,14 @@ def check_gzip_whole(file: SourceFile) -> None:
 def raw_relation_sql(files: list[SourceFile]) -> str:
     """The DuckDB table function reading these files raw (same kind and compression)."""
     kind, compression = files[0].group_key
+    padding = ", null_padding = true" if any(f.ragged for f in files) else ""
     paths = "[" + ", ".join(quote_literal(str(f.path)) for f in files) + "]"
     file_col = quote_literal(FILE_COLUMN)
     if kind == "csv":
         return (
             f"read_csv({paths}, header = true, all_varchar = true, union_by_name = true, "
             f"nullstr = ['', 'NULL', 'null'], compression = {quote_literal(compression)}, "
-            f"filename = {file_col}, sample_size = -1)"
+            f"filename = {file_col}, sample_size = -1{padding})"
         )
     if kind == "parquet":
         return f"read_parquet({paths}, union_by_name = true, filename = {file_col})"

@@ -146,3 +146,20 @@ def test_file_name_is_never_trusted(cli, tmp_path, db_path):
     con = connect(db_path, read_only=True)
     assert con.execute("SELECT sum(BilledCost) FROM line_items").fetchone()[0] == 3.5
     con.close()
+
+
+def test_a_truncated_last_row_is_an_error_not_padding(cli, loaded, tmp_path):
+    """Only a CSV whose every row is short is padded; one cut-off row is a damaged file."""
+    before = loaded()
+    path = write(tmp_path / "cut.csv", [row(cost="1"), row(cost="2"), row(cost="3")])
+    text = path.read_text()
+    path.write_text(text + "111,Account 111,USD,2024-09-01T00:00:00Z\n")
+    _fails_cleanly(cli("load", str(path)), "cut.csv")
+    assert loaded() == before
+
+
+def test_a_one_line_manifest_is_not_billing_rows(cli, tmp_path):
+    """A manifest written on one line is a document; named alone it is refused as such."""
+    path = tmp_path / "export-Manifest.json"
+    path.write_text('{"assemblyId": "a1", "reportKeys": [], "billingPeriod": {"start": "20240101T000000.000Z"}}\n')
+    _fails_cleanly(cli("load", str(path)), "export-Manifest.json")
