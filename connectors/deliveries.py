@@ -20,7 +20,7 @@ from costaudit.errors import InputError
 
 from .base import Cols, Format
 from .files import SourceFile, describe, expand_paths, header_of, sniff
-from .formats import detect
+from .formats import by_id, detect
 
 # Modules that understand provider manifests. Each has
 #   claim(docs: dict[Path, dict], files: list[Path]) -> tuple[list[ManifestDelivery], set[Path]]
@@ -35,6 +35,9 @@ class ManifestDelivery:
     source_export: str | None = None
     delivery_id: str | None = None
     manifest: Path | None = None
+    # The format the manifest says the files are (e.g. Azure ActualCost vs AmortizedCost, which
+    # share their columns). Used when that format accepts the columns; content detection otherwise.
+    format_hint: str | None = None
 
 
 @dataclass
@@ -88,7 +91,7 @@ def plan(con: duckdb.DuckDBPyConnection, paths: list[str]) -> Plan:
             files = [sniffed.get(p) or sniff(p) for p in md.files]
             if not files:
                 raise InputError(str(md.manifest), "the manifest lists no data files")
-            fmt, cols = _detect_group(con, files, md.manifest)
+            fmt, cols = _detect_group(con, files, md.manifest, md.format_hint)
             result.deliveries.append(Delivery(files, fmt, cols, md.source_export, md.delivery_id, md.manifest))
 
     for path in docs:
@@ -119,12 +122,21 @@ def plan(con: duckdb.DuckDBPyConnection, paths: list[str]) -> Plan:
     return result
 
 
-def _detect_group(con: duckdb.DuckDBPyConnection, files: list[SourceFile], manifest: Path | None) -> tuple[Format, Cols]:
+def _detect_group(
+    con: duckdb.DuckDBPyConnection, files: list[SourceFile], manifest: Path | None, format_hint: str | None = None
+) -> tuple[Format, Cols]:
     kinds = {f.group_key for f in files}
     if len(kinds) > 1:
         raise InputError(str(manifest), f"the manifest mixes file kinds {sorted(kinds)}; expected one kind per delivery")
     cols = describe(con, files)
     fmt = detect(cols)
+    if format_hint is not None:
+        try:
+            hinted = by_id(format_hint)
+        except KeyError:
+            hinted = None
+        if hinted is not None and hinted.score(cols) > 0:
+            fmt = hinted
     if fmt is None:
         raise InputError(str(manifest or files[0].path), _unknown_format_message(cols))
     return fmt, cols
