@@ -7,7 +7,7 @@ from decimal import Decimal
 import pytest
 
 from costaudit.connectors.formats.focus import FocusFormat
-from costaudit.errors import ReconciliationError
+from costaudit.errors import InputError, ReconciliationError
 from costaudit.loader import load_paths
 
 from .focus_rows import row, write
@@ -108,3 +108,17 @@ def test_reconciliation_is_printed_per_invoice(cli, tmp_path):
     lines = [line for line in result.output.splitlines() if "111" in line or "222" in line]
     assert any("USD" in line and "3.305" in line and "0.00" in line for line in lines)
     assert any("EUR" in line and "3.00" in line for line in lines)
+
+
+def test_two_deliveries_of_one_period_in_one_command_are_refused(store, tmp_path):
+    """The same bill as CSV and as Parquet in one command would replace itself; refuse it."""
+    import duckdb
+
+    csv_path = write(tmp_path / "sep.csv", [row(cost="1.00")])
+    parquet_path = tmp_path / "sep.parquet"
+    duckdb.connect().execute(
+        f"COPY (SELECT * FROM read_csv('{csv_path}', all_varchar = true)) TO '{parquet_path}' (FORMAT parquet)"
+    )
+    with pytest.raises(InputError, match="also delivers"):
+        load_paths(store, [str(csv_path), str(parquet_path)])
+    assert store.execute("SELECT count(*) FROM loads").fetchone()[0] == 0

@@ -86,6 +86,7 @@ def load_paths(
     if not plan.deliveries:
         raise InputError(", ".join(paths), "no billing export found")
     prepared = [_prepare(con, d, opts, source_export) for d in plan.deliveries]
+    _check_overlaps(prepared)
     con.execute("BEGIN TRANSACTION")
     try:
         for item in prepared:
@@ -182,6 +183,23 @@ def _check_problems(con: duckdb.DuckDBPyConnection, files: list[SourceFile], che
         ).fetchone()
         file, row, text = found if found else (str(files[0].path), None, "has a value that cannot be read")
         raise InputError(str(file), f"{text} ({count} such row{'s' if count > 1 else ''})", row=row, column=label)
+
+
+def _check_overlaps(prepared: list[PreparedDelivery]) -> None:
+    """Two deliveries of one command must not both claim the same ledger partition: one would
+    silently replace the other (say the same bill as Parquet and as NDJSON)."""
+    owners: dict[tuple, str] = {}
+    for item in prepared:
+        for provider, account, period, _currency, _total in item.source_totals:
+            key = (provider, account, period, item.source_export)
+            other = owners.setdefault(key, item.delivery.label)
+            if other != item.delivery.label:
+                raise InputError(
+                    item.delivery.label,
+                    f"delivers {provider} billing account {account}, period {period:%Y-%m} (export "
+                    f"{item.source_export!r}) which {other} also delivers; load one of them, or load them "
+                    "separately with different --export names",
+                )
 
 
 def _check_totals(delivery: deliveries.Delivery, totals: list[tuple]) -> None:
