@@ -23,9 +23,19 @@ def quote_literal(value: str) -> str:
 
 # Each macro takes VARCHAR. Typed (Parquet/JSON) columns are cast directly by `Cols`.
 _MACROS = [
-    # Money and quantities: exact decimals from text, E-notation allowed.
-    f"CREATE OR REPLACE TEMP MACRO ca_money(x) AS TRY_CAST(trim(x) AS {MONEY})",
-    f"CREATE OR REPLACE TEMP MACRO ca_qty(x) AS TRY_CAST(trim(x) AS {QUANTITY})",
+    # Money and quantities: exact decimals from text, E-notation allowed. Spreadsheet-formatted
+    # amounts ("$10,000.00", "1,234.50") are read too, but only when unambiguous: comma groups of
+    # exactly three digits followed by a point decimal part, or a leading currency symbol. A bare
+    # "12,50" (a decimal comma, or a thousands group?) stays an error.
+    r"""CREATE OR REPLACE TEMP MACRO ca_decimal_text(x) AS (
+        CASE
+          WHEN regexp_full_match(trim(x), '-?[$€£¥]?-?\d{1,3}(,\d{3})+\.\d+')
+            OR regexp_full_match(trim(x), '-?[$€£¥]-?\d{1,3}(,\d{3})*(\.\d+)?')
+            THEN regexp_replace(trim(x), '[$€£¥,]', '', 'g')
+          ELSE trim(x)
+        END)""",
+    f"CREATE OR REPLACE TEMP MACRO ca_money(x) AS TRY_CAST(ca_decimal_text(x) AS {MONEY})",
+    f"CREATE OR REPLACE TEMP MACRO ca_qty(x) AS TRY_CAST(ca_decimal_text(x) AS {QUANTITY})",
     # Timestamps, always read as UTC. Formats seen in real exports: ISO 8601 with or without T/Z
     # and offsets, US dates (Azure EA: 09/21/2023, FOCUS spec examples: 5/1/25), compact
     # manifest stamps (20180801T000000.000Z), dates alone, and AWS TimeInterval halves.
