@@ -114,8 +114,10 @@ def plan(con: duckdb.DuckDBPyConnection, paths: list[str]) -> Plan:
             result.skipped.append((str(path), "not a recognised billing export"))
             continue
         formats[fmt.id] = fmt
-        groups.setdefault((fmt.id, file.kind, file.compression), []).append(file)
-    for (format_id, _kind, _compression), files in groups.items():
+        # Files of one format version, kind and compression are read together (the parts of
+        # one export); a FOCUS 1.0 file and a 1.2 file are separate deliveries.
+        groups.setdefault((fmt.id, fmt.version(cols), file.kind, file.compression), []).append(file)
+    for (format_id, _version, _kind, _compression), files in groups.items():
         fmt = formats[format_id]
         cols = describe(con, files)
         result.deliveries.append(Delivery(files, fmt, cols))

@@ -113,6 +113,8 @@ def test_sample_data_transfer_and_tax_rows_are_mapped(samples_dir, store):
     ).fetchall()
     assert tax == [("Tax", None, None, "Recurring", "Amazon Web Services Canada, Inc.", "Amazon Web Services Canada, Inc.")]
     assert store.execute("SELECT count(*) FROM line_items WHERE ServiceCategory IS NULL OR ServiceName IS NULL").fetchall() == [(0,)]
+    # FOCUS SkuMeter: the usage type, whenever a SKU is stated (as AWS's own FOCUS export fills it)
+    assert store.execute("SELECT count(*) FROM line_items WHERE SkuId IS NOT NULL AND SkuMeter IS DISTINCT FROM x_UsageType").fetchall() == [(0,)]
 
 
 # -- commitment amortisation on the fixtures ----------------------------------------------------

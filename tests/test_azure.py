@@ -88,7 +88,8 @@ def test_ea_cost_details_mapping(samples_dir, store):
         assert row["ServiceCategory"] and row["ServiceName"] and row["ServiceSubcategory"]
         assert row["SubAccountType"] == "Subscription"
         assert json.loads(row["Tags"]) == {"tagA": "valueA", "tagB": "valueB", "tagC": "valueC"}
-        assert json.loads(row["SkuPriceDetails"]) == {"x_additional": "meta-data", "x_appears": "in these", "x_key": "value pairs"}
+        # no SkuPriceId in cost exports, so FOCUS wants SkuPriceDetails null (SkuPriceDetails-C-004)
+        assert row["SkuPriceId"] is None and row["SkuPriceDetails"] is None
         assert row["x_LineItemType"] == "Usage" and row["x_SourceFormat"] == "azure-actual"
     spot = [r for r in rows if r["x_PricingModel"] == "Spot"]
     assert spot and {r["PricingCategory"] for r in spot} == {"Dynamic"}

@@ -194,7 +194,7 @@ def _values(src: CurColumns, format_id: str) -> dict[str, str]:
         "ConsumedUnit": f"CASE WHEN ({consumed}) IS NOT NULL THEN {unit} END",
         "PricingQuantity": pricing_qty,
         "PricingUnit": f"CASE WHEN ({pricing_qty}) IS NOT NULL THEN {unit} END",
-        "PricingCurrency": src.str("pricing/currency"),
+        "PricingCurrency": f"coalesce({src.str('pricing/currency')}, {src.str('lineItem/CurrencyCode')})",
         "InvoiceId": src.str("bill/InvoiceId"),
         "InvoiceIssuerName": f"coalesce({src.str('bill/InvoicingEntity')}, {quote_literal(DEFAULT_ISSUER)})",
         # The seller: AWS's legal entity, or the Marketplace vendor on Marketplace rows.
@@ -213,6 +213,8 @@ def _values(src: CurColumns, format_id: str) -> dict[str, str]:
         "ServiceSubcategory": "CASE WHEN ca__svc_category IS NULL THEN 'Other (Other)' ELSE ca__svc_subcategory END",
         "SkuId": src.str("product/sku"),
         "SkuPriceId": src.str("pricing/RateCode", "pricing/RateId"),
+        # As AWS's own FOCUS 1.2 export does: the usage type is the meter of the SKU.
+        "SkuMeter": "ca__usage_type",
         "SubAccountId": src.str("lineItem/UsageAccountId"),
         "SubAccountName": account_name,
         "Tags": src.tags(),

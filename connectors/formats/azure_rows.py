@@ -213,9 +213,9 @@ def select_sql(src: Source, amortized: bool, format_id: str) -> str:
         "ServiceSubcategory": "svc.s",
         "SkuId": "a_sku_id",
         "SkuMeter": "a_meter_name",
-        # Microsoft: AdditionalInfo with every key prefixed x_ (they are provider-defined details).
-        "SkuPriceDetails": """nullif(to_json(map_from_entries(list_transform(json_keys(a_info),
-          lambda k: struct_pack(k := 'x_' || k, v := json_extract(a_info, '$."' || replace(k, '"', '\\"') || '"'))))), '{}')""",
+        # Microsoft fills SkuPriceDetails from AdditionalInfo, but cost exports have no SkuPriceId
+        # and FOCUS 1.2 requires SkuPriceDetails to be null when SkuPriceId is (SkuPriceDetails-C-004);
+        # the VM size from AdditionalInfo is kept in x_InstanceType and x_Operation.
         "SubAccountId": "a_sub_id",
         "SubAccountName": "a_sub_name",
         "SubAccountType": "CASE WHEN a_sub_id IS NOT NULL THEN 'Subscription' END",
