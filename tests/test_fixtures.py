@@ -39,9 +39,18 @@ def test_fixtures_are_reproducible(room, tmp_path):
         assert _content(path) == _content(committed), f"{committed} differs from what gen_{room}.py makes"
 
 
-def test_main_job_loads_every_fixture_room(store):
-    folders = [str(FIXTURES / room) for room in ROOMS]
-    report = load_paths(store, folders)
+def _main_job_paths() -> list[str]:
+    """The paths the README's first command loads, read from the README itself so the two
+    cannot drift apart."""
+    readme = (FIXTURES.parent / "README.md").read_text()
+    first = next(line for line in readme.splitlines() if "costaudit load" in line and line.startswith("python3"))
+    return first.split("costaudit load", 1)[1].split()
+
+
+def test_main_job_loads_every_provider(store):
+    paths = _main_job_paths()
+    assert paths, "README's first command names no fixtures"
+    report = load_paths(store, [str(FIXTURES.parent / p) for p in paths])
     providers = {p.provider for p in report.partitions}
     assert {"AWS", "Microsoft", "Google Cloud"} <= providers
     for part in report.partitions:
@@ -49,5 +58,5 @@ def test_main_job_loads_every_fixture_room(store):
     currencies = {p.currency for p in report.partitions}
     assert len(currencies) >= 2, "fixtures should exercise more than one billing currency"
     # a second run of the main job changes nothing
-    again = load_paths(store, folders)
+    again = load_paths(store, [str(FIXTURES.parent / p) for p in paths])
     assert not again.changed
