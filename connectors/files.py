@@ -50,7 +50,9 @@ def expand_paths(paths: list[str]) -> list[Path]:
     """Files named by paths, folders (recursively) and glob patterns, sorted, without repeats."""
     found: dict[Path, None] = {}
     for raw in paths:
-        matches = [Path(p) for p in sorted(glob.glob(raw, recursive=True))] if glob.has_magic(raw) else [Path(raw)]
+        # A path that exists is taken literally, even if it has glob characters ([x], *).
+        literal = Path(raw).exists() or not glob.has_magic(raw)
+        matches = [Path(raw)] if literal else [Path(p) for p in sorted(glob.glob(raw, recursive=True))]
         if not matches:
             raise InputError(raw, "no file matches this pattern")
         for match in matches:

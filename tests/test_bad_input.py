@@ -163,3 +163,10 @@ def test_a_one_line_manifest_is_not_billing_rows(cli, tmp_path):
     path = tmp_path / "export-Manifest.json"
     path.write_text('{"assemblyId": "a1", "reportKeys": [], "billingPeriod": {"start": "20240101T000000.000Z"}}\n')
     _fails_cleanly(cli("load", str(path)), "export-Manifest.json")
+
+
+def test_brackets_in_a_message_are_printed_not_swallowed(cli, tmp_path):
+    """File names are user text: rich must not read "[bold]" in them as markup."""
+    path = tmp_path / "[bold]report[red].csv"
+    path.write_text("name,colour\nwidget,blue\n")
+    _fails_cleanly(cli("load", str(path)), "[bold]report[red].csv")

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import click
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from costaudit import __version__
@@ -35,7 +36,8 @@ class CostauditGroup(click.Group):
         try:
             return super().invoke(ctx)
         except CostauditError as exc:
-            err_console.print(f"[bold red]error:[/] {exc}", markup=True, highlight=False, soft_wrap=True)
+            # Messages quote user data (file names, tag values): never let rich read them as markup.
+            err_console.print(f"[bold red]error:[/] {escape(str(exc))}", markup=True, highlight=False, soft_wrap=True)
             sys.exit(exc.exit_code)
 
 
@@ -84,16 +86,16 @@ main.add_command(export_group)
 def print_load_report(report: LoadReport) -> None:
     console = _console()
     for path, reason in report.skipped_files:
-        err_console.print(f"skipped {path}: {reason}", highlight=False)
+        err_console.print(f"skipped {escape(path)}: {escape(reason)}", highlight=False)
     table = Table(title="Reconciliation: source total vs stored total (per invoice)", title_justify="left")
     for header in ("provider", "billing account", "period", "currency", "basis", "source total", "stored total",
                    "difference", "rows", "export", "action"):
         table.add_column(header, justify="right" if header in {"source total", "stored total", "difference", "rows"} else "left")
     for part in sorted(report.partitions, key=lambda p: (p.provider, p.billing_account_id, p.billing_period_start)):
         table.add_row(
-            part.provider, part.billing_account_id, f"{part.billing_period_start:%Y-%m}", part.currency, part.basis,
+            escape(part.provider), escape(part.billing_account_id), f"{part.billing_period_start:%Y-%m}", part.currency, part.basis,
             _exact(part.source_total), _exact(part.stored_total), _exact(part.difference), str(part.rows),
-            part.source_export, part.action,
+            escape(part.source_export), part.action,
         )
     console.print(table)
     if not report.changed:
@@ -114,7 +116,10 @@ def print_spend_summary(con) -> None:
     for header in ("provider", "export", "period", "currency", "service category", "billed cost", "effective cost", "rows"):
         table.add_column(header, justify="right" if header in {"billed cost", "effective cost", "rows"} else "left")
     for provider, export, period, currency, category, billed, effective, count in rows:
-        table.add_row(provider, export, period, currency, category, _money(billed), _money(effective), str(count))
+        table.add_row(
+            escape(provider), escape(export), period, escape(currency), escape(category),
+            _money(billed), _money(effective), str(count),
+        )
     _console().print(table)
     shadowed = con.execute(
         """SELECT count(*) FROM loads WHERE status = 'active'
