@@ -37,6 +37,7 @@ def test_fixtures_are_reproducible(room, tmp_path):
         committed = FIXTURES / path.relative_to(tmp_path)
         assert committed.exists(), f"{committed} is generated but not committed"
         assert _content(path) == _content(committed), f"{committed} differs from what gen_{room}.py makes"
+    assert sum(p.stat().st_size for p in written) < 500_000, "fixtures must stay small"
 
 
 def _main_job_paths() -> list[str]:

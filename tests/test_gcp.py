@@ -19,10 +19,11 @@ from costaudit.loader import load_paths
 from costaudit.store import connect
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "gcp"
-NDJSON = FIXTURES / "detailed_export.ndjson"
+SHAPES = FIXTURES.parent / "gcp-shapes"
+NDJSON = SHAPES / "detailed_export.ndjson"
 PARQUET = FIXTURES / "detailed_export.parquet"
-FLAT_CSV = FIXTURES / "detailed_export_flat.csv"
-STANDARD = FIXTURES / "standard_export.ndjson.gz"
+FLAT_CSV = SHAPES / "detailed_export_flat.csv"
+STANDARD = SHAPES / "standard_export.ndjson.gz"
 US, EU = "01A2B3-C4D5E6-F7A8B9", "0E1F2A-3B4C5D-6E7F80"
 MAY, JUNE = datetime(2024, 5, 1, tzinfo=UTC), datetime(2024, 6, 1, tzinfo=UTC)
 
