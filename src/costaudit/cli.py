@@ -78,9 +78,14 @@ def load(ctx: click.Context, paths: tuple[str, ...], currency: str | None, sourc
         con.close()
 
 
+from costaudit.audit_cmd import audit, import_group  # noqa: E402
 from costaudit.focus_export import export_group  # noqa: E402
+from costaudit.summary_cmd import summary  # noqa: E402
 
 main.add_command(export_group)
+main.add_command(summary)
+main.add_command(audit)
+main.add_command(import_group)
 
 
 def print_load_report(report: LoadReport) -> None:

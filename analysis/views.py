@@ -1,0 +1,100 @@
+"""The SQL views analysis publishes. Their names and columns are a public interface (README).
+
+- `analysis_line_items`: every current line item with its classification (the base of the others);
+- `ai_spend`: line items that are AI spend, with category, workload, accelerator, token
+  direction and model, and the reason;
+- `network_transfer`: line items that move data, with class, source and destination region,
+  route label, volume in GB and the reason.
+
+Rows are joined to their classified key through DuckDB's hash of the key columns, computed on both
+sides at query time; the views never copy line_items.
+"""
+
+from __future__ import annotations
+
+import duckdb
+
+from costaudit.connectors.sql import quote_ident, quote_literal
+
+from .schema import VOLUME_TYPE, key_hash_sql
+
+
+def tag_path(key: str) -> str:
+    """A JSON path for one tag key, e.g. $."team"."""
+    return quote_literal(f'$."{key}"')
+
+
+def _base_view_sql(tag_keys: tuple[str, ...]) -> str:
+    tag_joins = []
+    tag_reasons = []
+    for index, key in enumerate(tag_keys):
+        alias = f"tag{index}"
+        tag_joins.append(
+            f"LEFT JOIN analysis_ai_tags {alias} ON k.link_eligible AND {alias}.tag_key = {quote_literal(key)}"
+            f" AND {alias}.tag_value = json_extract_string(li.Tags, {tag_path(key)})"
+        )
+        tag_reasons.append(f"{alias}.reason")
+    link_reason = "coalesce(" + ", ".join(["res.reason", "acc.reason", *tag_reasons]) + ")"
+    link_rule = (
+        "CASE WHEN res.reason IS NOT NULL THEN 'link:resource' WHEN acc.reason IS NOT NULL THEN 'link:account' "
+        + ("WHEN " + " OR ".join(f"{r} IS NOT NULL" for r in tag_reasons) + " THEN 'link:tag' " if tag_reasons else "")
+        + "END"
+    )
+    return f"""
+        CREATE OR REPLACE VIEW analysis_line_items AS
+        SELECT
+          li.*,
+          k.key_id AS analysis_key_id,
+          CASE WHEN k.ai_category IS NOT NULL THEN k.ai_category
+               WHEN {link_reason} IS NOT NULL THEN 'ai_data' END AS ai_category,
+          CASE WHEN k.ai_category IS NOT NULL THEN k.ai_rule ELSE {link_rule} END AS ai_rule,
+          CASE WHEN k.ai_category IS NOT NULL THEN k.ai_reason ELSE {link_reason} END AS ai_reason,
+          k.ai_workload,
+          k.accelerator_model,
+          k.accelerator_count,
+          k.token_direction,
+          k.ai_model,
+          k.network_class,
+          k.network_rule,
+          k.network_reason,
+          k.source_region,
+          k.destination_region,
+          CASE WHEN k.network_class IS NOT NULL
+               THEN coalesce(k.source_region, '?') || ' -> ' || coalesce(k.destination_region, '?') END AS route,
+          CAST(CASE k.volume_basis
+                 WHEN 'PricingQuantity' THEN li.PricingQuantity * k.volume_factor
+                 WHEN 'ConsumedQuantity' THEN li.ConsumedQuantity * k.volume_factor END AS {VOLUME_TYPE}) AS volume_gb,
+          k.storage_class
+        FROM current_line_items li
+        LEFT JOIN (SELECT *, {key_hash_sql()} AS analysis_hash FROM analysis_charge_keys) k
+          ON {key_hash_sql('li')} = k.analysis_hash
+        LEFT JOIN analysis_ai_resources res ON k.link_eligible AND res.ResourceId = li.ResourceId
+        LEFT JOIN analysis_ai_accounts acc
+          ON k.link_eligible AND acc.ProviderName = li.ProviderName AND acc.SubAccountId = li.SubAccountId
+        {' '.join(tag_joins)}
+    """
+
+
+_COMMON = [
+    "BillingPeriodStart", "ChargePeriodStart", "ChargePeriodEnd", "ProviderName", "BillingAccountId", "SubAccountId",
+    "SubAccountName", "ServiceName", "x_UsageType", "x_Operation", "ResourceId", "ResourceName", "RegionId",
+    "ChargeCategory", "ChargeDescription",
+]
+_MONEY = ["ConsumedQuantity", "ConsumedUnit", "PricingQuantity", "PricingUnit", "BilledCost", "EffectiveCost",
+          "BillingCurrency", "x_LoadId", "analysis_key_id"]
+AI_SPEND_COLUMNS = [*_COMMON, "x_InstanceType", "ai_category", "ai_workload", "accelerator_model",
+                    "accelerator_count", "token_direction", "ai_model", "ai_rule", "ai_reason", *_MONEY]
+NETWORK_COLUMNS = [*_COMMON, "network_class", "source_region", "destination_region", "route", "volume_gb",
+                   "network_rule", "network_reason", "ai_category", *_MONEY]
+
+
+def create_views(con: duckdb.DuckDBPyConnection, tag_keys: tuple[str, ...]) -> None:
+    """(Re)create the analysis views for the tag keys of the current configuration."""
+    con.execute(_base_view_sql(tag_keys))
+    ai_columns = ", ".join(quote_ident(c) for c in AI_SPEND_COLUMNS)
+    network_columns = ", ".join(quote_ident(c) for c in NETWORK_COLUMNS)
+    con.execute(f"CREATE OR REPLACE VIEW ai_spend AS SELECT {ai_columns} FROM analysis_line_items WHERE ai_category IS NOT NULL")
+    con.execute(
+        f"CREATE OR REPLACE VIEW network_transfer AS SELECT {network_columns} FROM analysis_line_items "
+        "WHERE network_class IS NOT NULL"
+    )
