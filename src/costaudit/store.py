@@ -111,3 +111,8 @@ def ensure_schema(con: duckdb.DuckDBPyConnection) -> None:
         "INSERT INTO meta VALUES ('schema_version', ?) ON CONFLICT (key) DO NOTHING",
         [str(SCHEMA_VERSION)],
     )
+    # Findings, runs and the inputs beyond billing (metrics, inventories, the catalogue) belong
+    # to the rules room, which declares its own tables.
+    from costaudit.rules.schema import ensure_rules_schema
+
+    ensure_rules_schema(con)

@@ -1,0 +1,125 @@
+"""SQL fragments shared by the rules: provider keys, instance types, units, tags, resource names.
+
+Each function returns an SQL expression over the columns of ``current_line_items`` (or the
+side tables). Patterns are constants written here; values that come from the configuration
+are bound as ``$name`` parameters, never pasted into SQL.
+"""
+
+from __future__ import annotations
+
+from costaudit.connectors.sql import quote_ident
+
+# Billing-window filter on current_line_items (since inclusive, until exclusive).
+WINDOW = "BillingPeriodStart >= $since AND BillingPeriodStart < $until"
+
+# AWS usage types that name the instance type after a colon (BoxUsage:m5.xlarge, SpotUsage:...).
+_AWS_INSTANCE_USAGE = r"(?:BoxUsage|SpotUsage|DedicatedUsage|HostUsage|SchedUsage|UnusedBox)[^:]*:([a-z0-9-]+\.[a-z0-9-]+)$"
+# Units that count running time, and their factor to hours.
+HOUR_UNITS = {"hours": "1", "hour": "1", "hrs": "1", "hr": "1", "h": "1"}
+# A storage *volume* unit: a size over time (GB-Mo, GB-Months, GB/Month, GiB-month, Byte-Seconds,
+# ByteHrs ...). Storage lines with such a unit are what a duplicate copy costs to keep.
+STORAGE_VOLUME_UNIT = r"(?i)(byte|kb|mb|gb|gib|tb|tib).*(mo|month|hr|hour|sec|day)"
+STORAGE_VOLUME_USAGE = r"(?i)(TimedStorage|EBS:VolumeUsage|EBS:Snapshot|BackupUsage|ByteHrs)"
+
+
+def col(alias: str, name: str) -> str:
+    """A quoted column, optionally qualified by a table alias."""
+    return f"{alias}.{quote_ident(name)}" if alias else quote_ident(name)
+
+
+def provider_key(expr: str) -> str:
+    """'aws', 'gcp', 'azure' or 'other' from a ProviderName (FOCUS spellings vary by export)."""
+    low = f"lower(coalesce({expr}, ''))"
+    return (
+        f"(CASE WHEN {low} LIKE '%amazon%' OR {low} = 'aws' OR {low} LIKE 'aws %' THEN 'aws' "
+        f"WHEN {low} LIKE '%google%' OR {low} = 'gcp' THEN 'gcp' "
+        f"WHEN {low} LIKE '%microsoft%' OR {low} LIKE '%azure%' THEN 'azure' ELSE 'other' END)"
+    )
+
+
+def type_key(expr: str) -> str:
+    """The catalogue key of an instance type: lower case, Azure ``Standard_`` dropped, spaces
+    as underscores, Azure meter suffixes (Spot, Low Priority) dropped."""
+    return (
+        f"nullif(regexp_replace(regexp_replace(regexp_replace(lower(trim({expr})), "
+        f"'\\s+(spot|low priority)$', ''), '^standard_', ''), '\\s+', '_', 'g'), '')"
+    )
+
+
+def instance_key(alias: str = "") -> str:
+    """The catalogue key of the instance type a line item bills: ``x_InstanceType``, else the
+    type named in an AWS usage type, else an Azure Virtual Machines meter name ('D4s v3')."""
+    from_usage = f"nullif(regexp_extract({col(alias, 'x_UsageType')}, '{_AWS_INSTANCE_USAGE}', 1), '')"
+    azure_meter = (
+        f"CASE WHEN {col(alias, 'ServiceName')} = 'Virtual Machines' "
+        f"AND lower({col(alias, 'ConsumedUnit')}) IN ('hours', 'hour', '1 hour') THEN {col(alias, 'x_UsageType')} END"
+    )
+    return type_key(f"coalesce({col(alias, 'x_InstanceType')}, {from_usage}, {azure_meter})")
+
+
+def running_hours(alias: str = "") -> str:
+    """Hours of running time on a line when its consumed unit is an hour unit, else NULL."""
+    units = ", ".join(f"'{u}'" for u in HOUR_UNITS)
+    return (
+        f"CASE WHEN lower(trim({col(alias, 'ConsumedUnit')})) IN ({units}) "
+        f"AND {col(alias, 'ChargeCategory')} = 'Usage' THEN {col(alias, 'ConsumedQuantity')} END"
+    )
+
+
+def storage_volume_line(alias: str = "") -> str:
+    """True for a line that bills stored volume (size over time): by its unit, or, for exports
+    whose lines carry no unit, by an AWS storage usage type (TimedStorage, EBS volume/snapshot)."""
+    unit = f"coalesce({col(alias, 'PricingUnit')}, {col(alias, 'ConsumedUnit')}, '')"
+    usage = f"coalesce({col(alias, 'x_UsageType')}, '')"
+    return (
+        f"(regexp_matches({unit}, '{STORAGE_VOLUME_UNIT}') OR ({unit} = '' AND "
+        f"regexp_matches({usage}, '{STORAGE_VOLUME_USAGE}')))"
+    )
+
+
+def tag_pairs(tags_expr: str) -> str:
+    """The tags of a row as a list of lower-case 'key=value' strings (empty when no tags)."""
+    return (
+        f"coalesce(list_transform(map_entries(TRY_CAST(CAST({tags_expr} AS JSON) AS MAP(VARCHAR, VARCHAR))), "
+        f"lambda e: lower(e.key) || '=' || lower(coalesce(e.value, ''))), [])"
+    )
+
+
+def tag_value(tags_expr: str, keys_param: str) -> str:
+    """The value of the first tag whose key (case-insensitive) is in the bound list ``$keys_param``."""
+    entries = f"map_entries(TRY_CAST(CAST({tags_expr} AS JSON) AS MAP(VARCHAR, VARCHAR)))"
+    return (
+        f"list_filter(coalesce({entries}, []), lambda e: list_contains(list_transform(${keys_param}, "
+        f"lambda k: lower(k)), lower(e.key)))[1].value"
+    )
+
+
+def tags_match(tags_expr: str, keys_param: str, values_param: str) -> str:
+    """True when the row has a tag with a key in ``$keys_param`` and a value in ``$values_param``
+    (both bound lists, compared case-insensitively)."""
+    wanted = (
+        f"flatten(list_transform(${keys_param}, lambda k: list_transform(${values_param}, "
+        f"lambda v: lower(k) || '=' || lower(v))))"
+    )
+    return f"list_has_any({tag_pairs(tags_expr)}, {wanted})"
+
+
+def same_resource(billing_id: str, name: str) -> str:
+    """True when a billing ResourceId and another id name the same resource: equal, or one ends
+    with '/' or ':' and the other (ARNs, ARM ids and GCP full names end with the short name),
+    case-insensitively."""
+    b, n = f"lower({billing_id})", f"lower({name})"
+    return (
+        f"({b} = {n} OR ends_with({b}, '/' || {n}) OR ends_with({b}, ':' || {n})"
+        f" OR ends_with({n}, '/' || {b}) OR ends_with({n}, ':' || {b}))"
+    )
+
+
+def money(expr: str) -> str:
+    """Cast an amount to the store's exact money type."""
+    return f"CAST(({expr}) AS DECIMAL(38,12))"
+
+
+def cents(expr: str) -> str:
+    """An amount rounded to the cent (half away from zero), still DECIMAL."""
+    return f"CAST(round(CAST(({expr}) AS DECIMAL(38,12)), 2) AS DECIMAL(38,12))"
