@@ -1,0 +1,138 @@
+"""costaudit.toml: one file for a scheduled job. Each room reads its own section.
+
+```toml
+[store]
+path = "costaudit.duckdb"          # the DuckDB store (relative to this file)
+memory_limit = "2GB"
+
+[[sources]]                        # what `costaudit run` loads or pulls; see the README per provider
+name = "aws-prod"
+provider = "aws"                   # local | aws | gcp | azure
+# provider-specific keys, e.g. path = "exports/" for local, bucket/prefix for aws
+
+[analysis]                         # costaudit.analysis.config
+[rules]                            # costaudit.rules.config, with [[suppress]]
+[reports]                          # what `costaudit run` writes
+```
+
+Credentials never go here: every cloud SDK uses its own default credential chain. Keys that
+look like secrets are refused, so a pasted key cannot end up in a config under version control.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from costaudit.errors import UsageError
+
+DEFAULT_CONFIG = Path("costaudit.toml")
+TOP_LEVEL = {"store", "sources", "analysis", "rules", "suppress", "reports", "run"}
+PROVIDERS = {"local", "aws", "gcp", "azure"}
+_SECRET_KEY = re.compile(r"(secret|password|passwd|token|credential|private_key|access_key|account_key|sas)", re.I)
+
+
+@dataclass(frozen=True)
+class SourceConfig:
+    """One `[[sources]]` entry: a name, a provider and that provider's own settings."""
+
+    name: str
+    provider: str
+    settings: dict[str, Any] = field(default_factory=dict)
+    position: int = 0
+
+
+@dataclass(frozen=True)
+class ProjectConfig:
+    path: Path | None
+    document: dict[str, Any]
+    sources: tuple[SourceConfig, ...] = ()
+
+    @property
+    def base(self) -> Path:
+        """Folder that relative paths in the file are resolved against."""
+        return self.path.parent if self.path else Path.cwd()
+
+    def section(self, name: str) -> dict[str, Any]:
+        value = self.document.get(name, {})
+        if not isinstance(value, dict):
+            raise UsageError(f"{self.path}: {name} must be a table")
+        return value
+
+    def store_path(self) -> Path | None:
+        value = self.section("store").get("path")
+        if value is None:
+            return None
+        if not isinstance(value, str) or not value:
+            raise UsageError(f"{self.path}: store.path must be a non-empty string")
+        return (self.base / value).resolve()
+
+
+def read_document(path: str | Path) -> dict[str, Any]:
+    """Parse a TOML file; a missing or malformed file is a UsageError naming it."""
+    config_path = Path(path)
+    if not config_path.is_file():
+        raise UsageError(f"{config_path}: config file not found")
+    try:
+        return tomllib.loads(config_path.read_text(encoding="utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise UsageError(f"{config_path}: not valid TOML ({exc})") from None
+
+
+def load_config(path: str | Path | None = None) -> ProjectConfig:
+    """Read costaudit.toml (./costaudit.toml when no path is given and it exists)."""
+    if path is None:
+        if not DEFAULT_CONFIG.exists():
+            return ProjectConfig(path=None, document={})
+        path = DEFAULT_CONFIG
+    config_path = Path(path).resolve()
+    document = read_document(config_path)
+    unknown = sorted(set(document) - TOP_LEVEL)
+    if unknown:
+        raise UsageError(f"{config_path}: unknown section(s) {', '.join(unknown)} (expected {', '.join(sorted(TOP_LEVEL))})")
+    _refuse_secrets(config_path, document)
+    return ProjectConfig(path=config_path, document=document, sources=_sources(config_path, document))
+
+
+def _sources(path: Path, document: dict[str, Any]) -> tuple[SourceConfig, ...]:
+    entries = document.get("sources", [])
+    if not isinstance(entries, list):
+        raise UsageError(f"{path}: sources must be an array of tables ([[sources]])")
+    sources = []
+    names: set[str] = set()
+    for position, entry in enumerate(entries, start=1):
+        if not isinstance(entry, dict):
+            raise UsageError(f"{path}: sources entry #{position} must be a table")
+        name = entry.get("name")
+        provider = entry.get("provider")
+        if not isinstance(name, str) or not name:
+            raise UsageError(f"{path}: sources entry #{position} needs a name")
+        if name in names:
+            raise UsageError(f"{path}: two sources are named {name!r}")
+        names.add(name)
+        if provider not in PROVIDERS:
+            raise UsageError(
+                f"{path}: source {name!r}: provider must be one of {', '.join(sorted(PROVIDERS))}, not {provider!r}"
+            )
+        settings = {k: v for k, v in entry.items() if k not in {"name", "provider"}}
+        sources.append(SourceConfig(name=name, provider=provider, settings=settings, position=position))
+    return tuple(sources)
+
+
+def _refuse_secrets(path: Path, value: Any, where: str = "") -> None:
+    """Credentials belong to the SDKs' credential chains, never to this file."""
+    if isinstance(value, dict):
+        for key, item in value.items():
+            here = f"{where}.{key}" if where else str(key)
+            if _SECRET_KEY.search(str(key)):
+                raise UsageError(
+                    f"{path}: key {here!r} looks like a credential; costaudit never reads credentials from its "
+                    "config: use the cloud SDK's own credential chain (environment, profile, managed identity)"
+                )
+            _refuse_secrets(path, item, here)
+    elif isinstance(value, list):
+        for index, item in enumerate(value, start=1):
+            _refuse_secrets(path, item, f"{where}[{index}]")
