@@ -1,0 +1,1 @@
+"""Cloud connectors: pull billing exports, inventories and metrics with the providers' SDKs."""

@@ -1,0 +1,1 @@
+"""Findings reports: HTML, XLSX, CSV, JSON and Markdown."""
