@@ -209,11 +209,14 @@ def _loose_groups(paths: list[Path]) -> tuple[list[list[Path]], dict[Path, str]]
                 continue
             file, cols = peeked
             src = Source(cols, ReadOptions())
-            rows = con.execute(
-                f"""SELECT {src.account()}, strftime({src.period_start()}, '%Y-%m'),
-                           bool_or({src.amortized_evidence()}), bool_or({src.actual_evidence()})
-                    FROM {raw_relation_sql([file])} GROUP BY ALL"""
-            ).fetchall()
+            try:
+                rows = con.execute(
+                    f"""SELECT {src.account()}, strftime({src.period_start()}, '%Y-%m'),
+                               bool_or({src.amortized_evidence()}), bool_or({src.actual_evidence()})
+                        FROM {raw_relation_sql([file])} GROUP BY ALL"""
+                ).fetchall()
+            except duckdb.Error as exc:
+                raise InputError(str(path), f"cannot be read: {str(exc).strip().splitlines()[0]}") from None
             amortized = any(r[2] for r in rows)
             actual = any(r[3] for r in rows)
             if amortized and actual:

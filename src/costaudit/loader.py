@@ -27,6 +27,7 @@ from costaudit.connectors.base import EXPECTED, FILE_COLUMN, Cols, Format, ReadO
 from costaudit.connectors.files import SourceFile, check_gzip_whole, raw_relation_sql
 from costaudit.connectors.sql import quote_ident
 from costaudit.errors import CostauditError, InputError, ReconciliationError
+from costaudit.faults import pause_point
 
 TOLERANCE = Decimal("0.01")
 
@@ -87,10 +88,12 @@ def load_paths(
         raise InputError(", ".join(paths), "no billing export found")
     prepared = [_prepare(con, d, opts, source_export) for d in plan.deliveries]
     _check_overlaps(prepared)
+    pause_point("load:after-read")
     con.execute("BEGIN TRANSACTION")
     try:
         for item in prepared:
             report.partitions.extend(_load_one(con, item, opts, report.batch_id))
+        pause_point("load:before-commit")
         con.execute("COMMIT")
     except BaseException:
         con.execute("ROLLBACK")
@@ -277,6 +280,7 @@ def _load_one(
             )
         except duckdb.Error as exc:
             raise InputError(item.delivery.label, f"cannot be normalised: {str(exc).strip().splitlines()[0]}") from None
+        pause_point("load:mid-transaction")
         orphans = con.execute("SELECT count(*) FROM line_items WHERE x_LoadId IS NULL").fetchone()
         if orphans and orphans[0]:
             raise ReconciliationError(
