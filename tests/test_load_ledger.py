@@ -122,3 +122,18 @@ def test_two_deliveries_of_one_period_in_one_command_are_refused(store, tmp_path
     with pytest.raises(InputError, match="also delivers"):
         load_paths(store, [str(csv_path), str(parquet_path)])
     assert store.execute("SELECT count(*) FROM loads").fetchone()[0] == 0
+
+
+def test_a_store_from_an_older_version_gains_new_columns(db_path, tmp_path):
+    """Columns added to line_items since a store was made are added, not refused."""
+    from costaudit.store import connect
+
+    con = connect(db_path)
+    con.execute('ALTER TABLE line_items DROP COLUMN "x_CreditType"')
+    con.close()
+    con = connect(db_path)
+    try:
+        load_paths(con, [str(write(tmp_path / "a.csv", [row(cost="1")]))])
+        assert con.execute('SELECT count(*) FROM line_items WHERE "x_CreditType" IS NULL').fetchone()[0] == 1
+    finally:
+        con.close()

@@ -51,10 +51,26 @@ def _line_items_ddl() -> str:
     return f"CREATE TABLE IF NOT EXISTS line_items (\n  {columns}\n)"
 
 
+def _add_missing_columns(con: duckdb.DuckDBPyConnection) -> None:
+    """A store made by an earlier costaudit lacks columns added since: add them (NULL for the
+    rows already there) rather than refuse to load into it."""
+    present = {
+        name
+        for (name,) in con.execute(
+            "SELECT column_name FROM information_schema.columns WHERE table_name = 'line_items'"
+            " AND table_schema = current_schema()"
+        ).fetchall()
+    }
+    for name, sql_type in LINE_ITEM_COLUMNS:
+        if name not in present:
+            con.execute(f"ALTER TABLE line_items ADD COLUMN {quote_ident(name)} {sql_type}")
+
+
 def ensure_schema(con: duckdb.DuckDBPyConnection) -> None:
     """Create the tables and views if missing (idempotent)."""
     con.execute("CREATE TABLE IF NOT EXISTS meta (key VARCHAR PRIMARY KEY, value VARCHAR)")
     con.execute(_line_items_ddl())
+    _add_missing_columns(con)
     con.execute(
         """
         CREATE TABLE IF NOT EXISTS loads (
