@@ -55,8 +55,8 @@ CRITERIA = (
 )
 
 REPO = Path(__file__).resolve().parent.parent
-# The one list of known validator failures: validator defects, gaps in the input samples, and
-# reader gaps still open. The README lists it.
+# The one list of known validator failures: validator defects, input samples that lack what a rule
+# asks for where no faithful conversion exists, and reader gaps still open. The README lists it.
 KNOWN_FAILURES = REPO / "src" / "costaudit" / "data" / "focus_validator_known_failures.csv"
 
 
@@ -67,7 +67,7 @@ class ValidatorUnavailable(Exception):
 @dataclass(frozen=True)
 class KnownFailure:
     rule_id: str
-    kind: str  # 'validator' (defect), 'source-data' (the input breaks the rule), 'reader' (open gap)
+    kind: str  # 'validator' (defect), 'source-data' (the input lacks it; no faithful conversion), 'reader' (open gap)
     scope: str  # '*' or a test case name
     reason: str
 

@@ -164,18 +164,81 @@ def test_focus_sample_values(samples_dir, store):
     assert store.execute("SELECT count(*) FROM line_items WHERE ContractedCost IS NULL").fetchone()[0] == 0
 
 
+# The sample's units that are not in FOCUS Unit Format but have an exact Unit Format spelling.
+MAPPED_UNITS = "('Lambda-GB-Seconds', 'GiB/Second-Months', 'GB Hours', 'GB Months', 'OCPU Hours')"
+
+
+def test_focus_sample_is_converted_to_focus_12(samples_dir, store):
+    """The 1.0 sample breaks FOCUS 1.2 nullness, unit and category rules: each conversion rule fires on
+    exactly the rows that break it (counted here from the raw file), nothing stated is lost, and
+    afterwards no row breaks them."""
+    path = samples_dir / "focus-sample-data" / "focus_sample.csv"
+    load_paths(store, [str(path)])
+    raw = duckdb.connect()
+    raw.execute(f"CREATE VIEW r AS SELECT * FROM {_raw(path)}")
+
+    def raw_count(where: str) -> int:
+        return raw.execute(f"SELECT count(*) FROM r WHERE {where}").fetchone()[0]
+
+    def rule_count(rule: str) -> int:
+        return store.execute("SELECT count(*) FROM line_items WHERE list_contains(string_split("
+                             "x_ConformanceAdjustments, ','), ?)", [rule]).fetchone()[0]
+
+    assert rule_count("consumed-not-usage") == raw_count("ChargeCategory <> 'Usage' AND ConsumedQuantity IS NOT NULL") == 2
+    assert rule_count("unit-price-negative") == raw_count(
+        "ChargeCategory NOT IN ('Usage', 'Purchase') AND CAST(ContractedUnitPrice AS DECIMAL(38, 12)) < 0") == 1
+    assert rule_count("region-name-from-id") == raw_count("RegionId IS NOT NULL AND RegionName IS NULL") == 2
+    assert rule_count("region-name-without-id") == raw_count("RegionId IS NULL AND RegionName IS NOT NULL") == 7
+    assert rule_count("resource-type-without-id") == raw_count("ResourceId IS NULL AND ResourceType IS NOT NULL") == 36
+    assert rule_count("resource-type-from-id") + rule_count("resource-type-generic") == raw_count(
+        "ResourceId IS NOT NULL AND ResourceType IS NULL") == 752
+    assert rule_count("unit-format") == raw_count(f"PricingUnit IN {MAPPED_UNITS}") == 14
+    assert rule_count("service-category") == raw_count(
+        "ServiceName = 'Amazon Elastic Compute Cloud' AND ServiceCategory = 'Storage'") == 132
+    # afterwards every row meets the rules
+    broken = store.execute(
+        f"""SELECT count(*) FILTER (WHERE ChargeCategory <> 'Usage' AND ConsumedQuantity IS NOT NULL),
+                  count(*) FILTER (WHERE (ConsumedQuantity IS NULL) <> (ConsumedUnit IS NULL)),
+                  count(*) FILTER (WHERE (RegionId IS NULL) <> (RegionName IS NULL)),
+                  count(*) FILTER (WHERE (ResourceId IS NULL) <> (ResourceType IS NULL)),
+                  count(*) FILTER (WHERE ContractedUnitPrice < 0),
+                  count(*) FILTER (WHERE PricingUnit IN {MAPPED_UNITS} OR ConsumedUnit IN {MAPPED_UNITS})
+           FROM line_items""").fetchone()
+    assert broken == (0, 0, 0, 0, 0, 0)
+    assert store.execute("SELECT ServiceName FROM line_items GROUP BY 1 HAVING count(DISTINCT ServiceCategory) > 1"
+                         " OR count(DISTINCT coalesce(ServiceSubcategory, '')) > 1").fetchall() == []
+    assert store.execute("SELECT DISTINCT ServiceCategory, ServiceSubcategory FROM line_items"
+                         " WHERE ServiceName = 'Amazon Elastic Compute Cloud'").fetchall() == [("Compute", "Virtual Machines")]
+    # what the sample stated survives in x_OriginalValues
+    for column, where in [("RegionName", "RegionId IS NULL AND RegionName IS NOT NULL"),
+                          ("ResourceType", "ResourceId IS NULL AND ResourceType IS NOT NULL"),
+                          ("ServiceCategory", "ServiceCategory = 'Storage' AND ServiceName = 'Amazon Elastic Compute Cloud'"),
+                          ("PricingUnit", f"PricingUnit IN {MAPPED_UNITS}")]:
+        kept = store.execute(f"SELECT x_OriginalValues->>'{column}' AS v FROM line_items WHERE v IS NOT NULL ORDER BY 1")
+        stated = raw.execute(f"SELECT {column} FROM r WHERE {where} ORDER BY 1").fetchall()
+        assert (column, kept.fetchall()) == (column, stated)
+    # SkuMeter: the 1.0 sample names no meter, and costaudit does not invent one
+    assert store.execute("SELECT count(*) FROM line_items WHERE SkuMeter IS NOT NULL").fetchone()[0] == 0
+
+
 def test_focus_05_names_and_swapped_period_bounds(samples_dir, store):
     load_paths(store, [str(samples_dir / "focus-validator" / "all_pass_0.5.csv")])
     rows = store.execute(
         """SELECT ProviderName, ChargeCategory, EffectiveCost, ResourceId, RegionId, InvoiceIssuerName,
-                  BillingPeriodStart, BillingPeriodEnd, x_SourceFormat
+                  x_OriginalValues, x_ConformanceAdjustments, BillingPeriodStart, BillingPeriodEnd, x_SourceFormat
            FROM line_items ORDER BY ProviderName"""
     ).fetchall()
+    # 0.5 'Region' is the region id; FOCUS 1.2 wants a RegionName beside any RegionId, and providers
+    # 'A' and 'B' have no region table: the id moves to x_OriginalValues rather than a made-up name.
     assert [r[:6] for r in rows] == [
-        ("A", "Purchase", Decimal("0.01"), "r1", "A", "test-entity-1"),
-        ("B", "Adjustment", Decimal("1"), "r2", "B", "test-entity-2"),
+        ("A", "Purchase", Decimal("0.01"), "r1", None, "test-entity-1"),
+        ("B", "Adjustment", Decimal("1"), "r2", None, "test-entity-2"),
     ]
-    start, end, version = rows[0][6:]
+    # 0.5 had no ResourceType: the ids 'r1'/'r2' state none, so the service names the kind
+    adjusted = "region-id-without-name,resource-type-generic"
+    assert [(json.loads(r[6]), r[7]) for r in rows] == [({"RegionId": "A"}, adjusted), ({"RegionId": "B"}, adjusted)]
+    assert store.execute("SELECT DISTINCT ResourceType FROM line_items").fetchall() == [("Sample-service-1 resource",)]
+    start, end, version = rows[0][8:]
     assert (start.isoformat(), end.isoformat(), version) == (
         "2023-06-01T00:00:00+00:00", "2023-06-30T00:00:00+00:00", "focus-0.5")
 
@@ -388,3 +451,197 @@ def test_azure_focuscost_12_export(samples_dir, store, tmp_path):
     assert json.loads(row[0]) == {"team": "ai", "cost-center": "42"}
     assert row[1:] == ("Cognitive Services", "Cognitive Services", "Azure OpenAI", "rg-ai", "gpt-4o Input global Tokens",
                        "gpt-4o-0513-Inp-glbl", "USD", None, "focus-1.2")
+
+
+# -- FOCUS 1.2 conversion rules (connectors/formats/focus_conformance.py) --------------------------
+
+RULE_BASE = {
+    "BilledCost": "1", "BillingCurrency": "USD", "BillingPeriodStart": "2024-09-01T00:00:00Z",
+    "BillingAccountId": "acct", "ProviderName": "AWS", "ChargeCategory": "Usage", "ChargeClass": "",
+    "CommitmentDiscountStatus": "", "ConsumedQuantity": "", "ConsumedUnit": "", "PricingQuantity": "1",
+    "PricingUnit": "Hours", "ListUnitPrice": "1", "ContractedUnitPrice": "1", "RegionId": "", "RegionName": "",
+    "ResourceId": "", "ResourceType": "", "ServiceName": "AWS Lambda", "ServiceCategory": "Compute",
+    "ServiceSubcategory": "Serverless Compute", "SkuId": "SKU",
+}
+# ChargeDescription labels each row: label -> the values that differ from RULE_BASE.
+RULE_ROWS = {
+    # ConsumedQuantity/ConsumedUnit: null unless Usage and not an Unused commitment
+    "credit": {"ChargeCategory": "Credit", "ConsumedQuantity": "5", "ConsumedUnit": "Hours", "ContractedUnitPrice": "-3",
+               "ListUnitPrice": "2"},
+    "usage": {"ConsumedQuantity": "5", "ConsumedUnit": "Hours"},
+    "unused": {"CommitmentDiscountStatus": "Unused", "ConsumedQuantity": "5", "ConsumedUnit": "Hours"},
+    "unit-only": {"ConsumedUnit": "Hours"},
+    # unit prices: null on Tax; a negative one nulled only where FOCUS allows a null price
+    "tax": {"ChargeCategory": "Tax", "ListUnitPrice": "0.1", "ContractedUnitPrice": "0.1", "PricingQuantity": "",
+            "PricingUnit": ""},
+    "usage-negative": {"ContractedUnitPrice": "-1"},
+    "correction-negative": {"ChargeClass": "Correction", "ContractedUnitPrice": "-1"},
+    # units: exact respellings only
+    "lambda": {"PricingUnit": "Lambda-GB-Seconds", "ConsumedUnit": "Lambda-GB-Seconds", "ConsumedQuantity": "2"},
+    "gp3": {"PricingUnit": "GiB/Second-Months"},
+    "oracle-rate": {"ProviderName": "Oracle", "PricingUnit": "OCPU Per Hour"},
+    # regions: looked up in costaudit's tables for the row's provider, else the lone value is dropped
+    "aws-id": {"RegionId": "us-east-1"},
+    "aws-name": {"RegionName": "US West (Oregon)"},
+    "azure-name": {"ProviderName": "Microsoft", "RegionName": "West Europe", "ServiceName": "Virtual Machines",
+                   "ServiceSubcategory": "Virtual Machines"},
+    "oracle-name": {"ProviderName": "Oracle", "RegionName": "us-phoenix-1"},
+    "oracle-id": {"ProviderName": "Oracle", "RegionId": "us-phoenix-1"},
+    "both": {"RegionId": "us-east-1", "RegionName": "External"},
+    # ResourceType: null without ResourceId; else what the id states, else '<ServiceName> resource'
+    "arn-slash": {"ResourceId": "arn:aws:ec2:us-east-1:123456789012:natgateway/nat-0abc"},
+    "arn-colon": {"ResourceId": "arn:aws:lambda:us-east-1:123456789012:function:resize"},
+    "arn-typeless": {"ResourceId": "arn:aws:sqs:us-east-1:123456789012:orders"},
+    "arn-path": {"ResourceId": "arn:aws:apigateway:us-east-1::/restapis/a1b2/stages/prod"},
+    "ec2-id": {"ResourceId": "i-0abc123"},
+    "tgw-id": {"ResourceId": "tgw-attach-0abc123"},
+    "ec2-id-oracle": {"ProviderName": "Oracle", "ResourceId": "i-0abc123", "ServiceName": "COMPUTE",
+                      "ServiceSubcategory": "Virtual Machines"},
+    "arm": {"ProviderName": "Microsoft", "ServiceName": "Virtual Machines", "ServiceSubcategory": "Virtual Machines",
+            "ResourceId": "/subscriptions/s1/resourceGroups/rg/providers/Microsoft.Sql/servers/db1/databases/d1"},
+    "ocid": {"ProviderName": "Oracle", "ResourceId": "ocid1.bootvolume.oc1.phx.abc", "ServiceName": "COMPUTE",
+             "ServiceSubcategory": "Virtual Machines"},
+    "bare-name": {"ResourceId": "my-bucket"},
+    "stated-type": {"ResourceId": "i-0abc999", "ResourceType": "Virtual machine"},
+    "type-without-id": {"ResourceType": "bucket"},
+    # one category pair per (provider, ServiceName): the service table, else the most rows, else alphabetical
+    "ec2-a": {"ServiceName": "Amazon Elastic Compute Cloud", "ServiceSubcategory": "Virtual Machines"},
+    "ec2-b": {"ServiceName": "Amazon Elastic Compute Cloud", "ServiceCategory": "Storage", "ServiceSubcategory": "Block Storage"},
+    "ec2-c": {"ServiceName": "Amazon Elastic Compute Cloud", "ServiceCategory": "Storage", "ServiceSubcategory": "Block Storage"},
+    "widget-a": {"ServiceName": "Widget", "ServiceCategory": "Analytics", "ServiceSubcategory": "Data Processing"},
+    "widget-b": {"ServiceName": "Widget", "ServiceCategory": "Analytics", "ServiceSubcategory": "Data Processing"},
+    "widget-c": {"ServiceName": "Widget", "ServiceCategory": "Other", "ServiceSubcategory": "Other (Other)"},
+    "tie-a": {"ProviderName": "Oracle", "ServiceName": "TIE", "ServiceCategory": "Storage", "ServiceSubcategory": "Other (Storage)"},
+    "tie-b": {"ProviderName": "Oracle", "ServiceName": "TIE", "ServiceCategory": "Compute", "ServiceSubcategory": "Other (Compute)"},
+}
+
+
+def _rules_file(tmp_path: Path) -> Path:
+    import csv
+
+    path = tmp_path / "rules.csv"
+    with path.open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=["ChargeDescription", *RULE_BASE])
+        writer.writeheader()
+        for label, changes in RULE_ROWS.items():
+            writer.writerow({"ChargeDescription": label, **RULE_BASE, **changes})
+    return path
+
+
+@pytest.fixture
+def rule_rows(store, tmp_path):
+    """{label: row dict} of the rule file as stored."""
+    path = _rules_file(tmp_path)
+    report = load_paths(store, [str(path)])
+    assert all(abs(p.difference) <= Decimal("0.01") for p in report.partitions)  # money untouched
+    cursor = store.execute("SELECT * FROM line_items")
+    names = [d[0] for d in cursor.description]
+    rows = {r[names.index("ChargeDescription")]: dict(zip(names, r, strict=True)) for r in cursor.fetchall()}
+    assert len(rows) == len(RULE_ROWS)
+    return rows
+
+
+def _adjusted(row: dict) -> set[str]:
+    return set((row["x_ConformanceAdjustments"] or "").split(",")) - {""}
+
+
+def _originals(row: dict) -> dict:
+    return json.loads(row["x_OriginalValues"]) if row["x_OriginalValues"] else {}
+
+
+def test_rule_consumed_quantity_only_on_usage(rule_rows):
+    credit, usage, unused, unit_only = (rule_rows[k] for k in ("credit", "usage", "unused", "unit-only"))
+    assert (credit["ConsumedQuantity"], credit["ConsumedUnit"]) == (None, None)
+    assert "consumed-not-usage" in _adjusted(credit)
+    assert _originals(credit)["ConsumedQuantity"] == "5.000000000000" and _originals(credit)["ConsumedUnit"] == "Hours"
+    assert (unused["ConsumedQuantity"], unused["ConsumedUnit"]) == (None, None)
+    assert _adjusted(unused) == {"consumed-not-usage"}
+    # a Usage row keeps its consumption, and a unit without a quantity goes
+    assert (usage["ConsumedQuantity"], usage["ConsumedUnit"]) == (Decimal(5), "Hours") and not _adjusted(usage)
+    assert unit_only["ConsumedUnit"] is None and _adjusted(unit_only) == {"consumed-unit-without-quantity"}
+    assert _originals(unit_only) == {"ConsumedUnit": "Hours"}
+
+
+def test_rule_unit_prices(rule_rows):
+    credit, tax = rule_rows["credit"], rule_rows["tax"]
+    # a credit may have no unit price, so its negative one goes; its positive list price stays
+    assert credit["ContractedUnitPrice"] is None and credit["ListUnitPrice"] == Decimal(2)
+    assert credit["PricingCurrencyContractedUnitPrice"] is None and credit["PricingCurrencyListUnitPrice"] == Decimal(2)
+    assert "unit-price-negative" in _adjusted(credit) and _originals(credit)["ContractedUnitPrice"] == "-3.000000000000"
+    # a 1.2 file without PricingCurrency* columns: the derived copies are not recorded as stated
+    assert "PricingCurrencyContractedUnitPrice" not in _originals(credit)
+    assert (tax["ListUnitPrice"], tax["ContractedUnitPrice"]) == (None, None) and _adjusted(tax) == {"unit-price-tax"}
+    # FOCUS: a Usage price MUST NOT be null, so a negative one stays (and stays wrong); a correction's goes
+    assert rule_rows["usage-negative"]["ContractedUnitPrice"] == Decimal(-1) and not _adjusted(rule_rows["usage-negative"])
+    assert rule_rows["correction-negative"]["ContractedUnitPrice"] is None
+    assert rule_rows["usage"]["ContractedUnitPrice"] == Decimal(1)
+
+
+def test_rule_units(rule_rows):
+    lam, gp3, rate = rule_rows["lambda"], rule_rows["gp3"], rule_rows["oracle-rate"]
+    assert (lam["PricingUnit"], lam["ConsumedUnit"]) == ("GB-Seconds", "GB-Seconds") and _adjusted(lam) == {"unit-format"}
+    assert _originals(lam) == {"PricingUnit": "Lambda-GB-Seconds", "ConsumedUnit": "Lambda-GB-Seconds"}
+    assert gp3["PricingUnit"] == "GiBps-Months"
+    # not an exact equivalent: kept as stated
+    assert rate["PricingUnit"] == "OCPU Per Hour" and "unit-format" not in _adjusted(rate)
+    assert rule_rows["usage"]["PricingUnit"] == "Hours"
+
+
+def test_rule_regions(rule_rows):
+    region = {k: (r["RegionId"], r["RegionName"]) for k, r in rule_rows.items()}
+    assert region["aws-id"] == ("us-east-1", "US East (N. Virginia)")
+    assert region["aws-name"] == ("us-west-2", "US West (Oregon)")
+    assert region["azure-name"] == ("westeurope", "West Europe")
+    assert _adjusted(rule_rows["aws-id"]) == {"region-name-from-id"} and not _originals(rule_rows["aws-id"])
+    assert _adjusted(rule_rows["aws-name"]) == {"region-id-from-name"}
+    # no region table for Oracle: the lone value moves to x_OriginalValues
+    assert region["oracle-name"] == (None, None) and _originals(rule_rows["oracle-name"]) == {"RegionName": "us-phoenix-1"}
+    assert region["oracle-id"] == (None, None) and _originals(rule_rows["oracle-id"]) == {"RegionId": "us-phoenix-1"}
+    # both stated: kept as stated, even a name that is not AWS's
+    assert region["both"] == ("us-east-1", "External") and not _adjusted(rule_rows["both"])
+    assert region["usage"] == (None, None)
+
+
+def test_rule_resource_types(rule_rows):
+    types = {k: r["ResourceType"] for k, r in rule_rows.items()}
+    assert types["arn-slash"] == "natgateway" and types["arn-colon"] == "function"
+    assert types["arn-typeless"] == "queue" and types["arn-path"] == "restapis"
+    assert types["ec2-id"] == "instance" and types["tgw-id"] == "transit-gateway-attachment"
+    assert types["arm"] == "Microsoft.Sql/servers/databases" and types["ocid"] == "bootvolume"
+    assert _adjusted(rule_rows["ec2-id"]) == {"resource-type-from-id"}
+    # an id that states no type (and EC2 prefixes only count for AWS): the service names the kind
+    assert types["bare-name"] == "AWS Lambda resource" and _adjusted(rule_rows["bare-name"]) == {"resource-type-generic"}
+    assert types["ec2-id-oracle"] == "COMPUTE resource"
+    assert types["stated-type"] == "Virtual machine" and not _adjusted(rule_rows["stated-type"])
+    assert types["type-without-id"] is None and _originals(rule_rows["type-without-id"]) == {"ResourceType": "bucket"}
+    assert types["usage"] is None and not _adjusted(rule_rows["usage"])
+
+
+def test_rule_one_category_per_service(rule_rows):
+    pairs = {k: (r["ServiceCategory"], r["ServiceSubcategory"]) for k, r in rule_rows.items()}
+    # costaudit's AWS service table files EC2 under Compute, though two of three rows say Storage
+    assert {pairs[k] for k in ("ec2-a", "ec2-b", "ec2-c")} == {("Compute", "Virtual Machines")}
+    assert _originals(rule_rows["ec2-b"]) == {"ServiceCategory": "Storage", "ServiceSubcategory": "Block Storage"}
+    assert not _adjusted(rule_rows["ec2-a"])
+    # not in a table: the pair on most rows; a tie: alphabetical
+    assert {pairs[k] for k in ("widget-a", "widget-b", "widget-c")} == {("Analytics", "Data Processing")}
+    assert {pairs[k] for k in ("tie-a", "tie-b")} == {("Compute", "Other (Compute)")}
+    # a service filed consistently is left alone
+    assert pairs["usage"] == ("Compute", "Serverless Compute") and not _adjusted(rule_rows["usage"])
+
+
+def test_rules_are_idempotent_through_an_export(rule_rows, store, tmp_path):
+    """Conformed rows exported and read back: nothing more changes, nothing is recorded twice."""
+    from costaudit.focus_export import export_focus
+
+    result = export_focus(store, tmp_path / "out", file_format="csv")
+    assert result.metadata["conformance_adjustments"]["ResourceType read from the ResourceId"] == 8
+    from costaudit.store import connect
+
+    again = connect(tmp_path / "again.duckdb")
+    load_paths(again, [str(tmp_path / "out" / "focus-1.2")])
+    columns = "ChargeDescription, ConsumedQuantity, ConsumedUnit, ContractedUnitPrice, PricingUnit, RegionId, " \
+              "RegionName, ResourceType, ServiceCategory, ServiceSubcategory, x_OriginalValues, x_ConformanceAdjustments"
+    before = store.execute(f"SELECT {columns} FROM line_items ORDER BY 1").fetchall()
+    after = again.execute(f"SELECT {columns} FROM line_items ORDER BY 1").fetchall()
+    assert before == after

@@ -36,17 +36,24 @@ invents money and never merges unrelated files:
 
 Files of different FOCUS versions read together (one delivery) have both an old and a new
 spelling of some columns; each row takes the first spelling that has a value.
+
+What a file states that FOCUS 1.2 forbids (a ConsumedQuantity on a credit, a RegionName without a
+RegionId, ``Lambda-GB-Seconds``...) is converted by the rules of `focus_conformance`, which keep
+the stated values in ``x_OriginalValues`` and name the rules in ``x_ConformanceAdjustments``.
 """
 
 from __future__ import annotations
 
 import re
 
+import duckdb
+
 from costaudit.errors import InputError
 from costaudit.schema import EXTRA_COLUMNS, FOCUS_COLUMNS, JSON, MONEY, QUANTITY, TS
 
 from ..base import Cols, Format, ReadOptions, select_list
 from ..sql import quote_ident, quote_literal
+from .focus_conformance import conform_sql, register_lookups
 
 # 1.2 name -> older (or newer) spellings, newest first.
 ALIASES: dict[str, tuple[str, ...]] = {
@@ -152,6 +159,9 @@ class FocusFormat(Format):
     basis = "BilledCost"
     export_family = "focus"
     title = "FOCUS dataset"
+
+    def prepare(self, con: duckdb.DuckDBPyConnection) -> None:
+        register_lookups(con)
 
     def score(self, cols: Cols) -> int:
         names = cols.lower_names()
@@ -274,7 +284,8 @@ class FocusFormat(Format):
         self._fill_pricing_currency(values)
         values["ChargeCategory"] = values.get("ChargeCategory", "'Usage'")
         values["ServiceCategory"] = f"coalesce({values.get('ServiceCategory', 'NULL')}, 'Other')"
-        values["ServiceName"] = f"coalesce({values.get('ServiceName', 'NULL')}, 'Unknown')"
+        # ServiceName stays null here when unstated: the conformance step needs to tell a stated name
+        # from the 'Unknown' it writes in its place (focus_conformance).
         provider = keys["ProviderName"]
         for name in ("InvoiceIssuerName", "PublisherName"):
             values[name] = f"coalesce({values.get(name, 'NULL')}, {provider})"
@@ -288,7 +299,9 @@ class FocusFormat(Format):
                 values[extra] = _text(cols, *present)
         values["x_SourceFormat"] = quote_literal(f"focus-{self.version(cols)}")
         values["x_SourceFile"] = "x__file"
-        return f"SELECT\n  {select_list(values)}\nFROM raw"
+        stated = f"SELECT\n  {select_list(values)}\nFROM raw"
+        present = {name for name, _, _ in FOCUS_COLUMNS if _present(cols, *_candidates(name))}
+        return conform_sql(stated, has_subcategory="ServiceSubcategory" in present, stated_columns=present)
 
     @staticmethod
     def _fill_pricing_currency(values: dict[str, str]) -> None:

@@ -11,6 +11,10 @@ first in the specification's order, then costaudit's ``x_`` columns unless ``--n
 CSV carries timestamps as ``YYYY-MM-DDTHH:MM:SSZ``, decimals as plain numbers, nulls as empty
 fields and key-value columns as JSON text; Parquet keeps DECIMAL(38,12) and UTC timestamps.
 
+``metadata.json`` also counts, under ``conformance_adjustments``, the exported rows each FOCUS
+conversion rule of the FOCUS reader changed (``costaudit.connectors.formats.focus_conformance``),
+so a consumer sees how much of the data is costaudit's conversion rather than the source's text.
+
 Safety: the dataset is staged in a hidden folder inside DIR and swapped in at the end. An
 existing ``DIR/focus-1.2`` is replaced only when its ``metadata.json`` says costaudit wrote it and
 it holds no file that metadata does not list; otherwise the export stops and writes nothing.
@@ -31,6 +35,7 @@ import click
 import duckdb
 
 from costaudit import __version__
+from costaudit.connectors.formats.focus_conformance import ADJUSTMENTS, RULES
 from costaudit.connectors.sql import quote_ident, quote_literal
 from costaudit.errors import CostauditError, UsageError
 from costaudit.schema import EXTRA_COLUMNS, FOCUS_COLUMNS, JSON, MONEY, QUANTITY, TS
@@ -41,6 +46,9 @@ DATASET_DIR = f"focus-{FOCUS_VERSION}"
 METADATA = "metadata.json"
 GENERATOR = "costaudit"
 COST_METRICS = ("BilledCost", "EffectiveCost", "ListCost", "ContractedCost")
+# The export's own fills of a null ServiceSubcategory, counted in metadata.json beside the reader's rules.
+EXPORT_SUBCATEGORY_FROM_SERVICE = "ServiceSubcategory filled by the export from the service's other rows"
+EXPORT_SUBCATEGORY_OTHER = "ServiceSubcategory filled by the export with 'Other (<ServiceCategory>)'"
 _MONTH = re.compile(r"\d{4}-(0[1-9]|1[0-2])")
 # A stable row order, so that exporting the same store twice writes the same files.
 _ORDER = ", ".join(quote_ident(c) for c in (
@@ -94,8 +102,8 @@ def export_focus(
             period_where = f"{where} AND strftime(BillingPeriodStart AT TIME ZONE 'UTC', '%Y-%m') = {quote_literal(period)}"
             options = "FORMAT parquet, COMPRESSION zstd" if file_format == "parquet" else "FORMAT csv, HEADER true"
             con.execute(
-                f"COPY (SELECT {select} FROM {source} WHERE {period_where} ORDER BY {_ORDER}) "
-                f"TO {quote_literal(str(target))} ({options})"
+                f"COPY ({_with_subcategory_fill(source, where)} SELECT {select} FROM ca_src "
+                f"WHERE {period_where} ORDER BY {_ORDER}) TO {quote_literal(str(target))} ({options})"
             )
             entries.append(_period_entry(con, source, period_where, period, relative))
         metadata = _metadata(con, source, where, entries, file_format, extensions, providers, since, until)
@@ -160,13 +168,35 @@ def _plain_number(expr: str) -> str:
     return f"regexp_replace({text}, '(\\.\\d)(\\d*?)0+$', '\\1\\2')"
 
 
+def _with_subcategory_fill(source: str, where: str) -> str:
+    """``ca_src``: the source rows plus ``ca__sub_fill``, the ServiceSubcategory that the exported rows
+    of the same (ProviderName, ServiceName, ServiceCategory) state (most rows, then alphabetical).
+
+    FOCUS: ServiceSubcategory MUST NOT be null, and a ServiceName SHOULD have one subcategory. A row
+    without one (read from a file older than FOCUS 1.1) takes the one its service has elsewhere in
+    the export, so a 1.0 and a 1.2 file of the same service export alike."""
+    keys = ("ProviderName", "ServiceName", "ServiceCategory")
+    key_list = ", ".join(quote_ident(k) for k in keys)
+    join = " AND ".join(f"f.{quote_ident(k)} = s.{quote_ident(k)}" for k in keys)
+    return f"""WITH ca_sub AS (
+          SELECT {key_list}, ServiceSubcategory, count(*) AS n FROM {source}
+          WHERE {where} AND ServiceSubcategory IS NOT NULL GROUP BY ALL
+        ), ca_fill AS (
+          SELECT {key_list}, list(ServiceSubcategory ORDER BY n DESC, ServiceSubcategory)[1] AS ca__sub_fill
+          FROM ca_sub GROUP BY ALL
+        ), ca_src AS (
+          SELECT s.*, f.ca__sub_fill FROM {source} s LEFT JOIN ca_fill f ON {join}
+        )"""
+
+
 def _column(name: str, sql_type: str, file_format: str) -> str:
     ident = quote_ident(name)
     expr = ident
     if name == "ServiceSubcategory":
-        # FOCUS: never null. Where no reader could name it, the category's own catch-all
-        # ("Other (<ServiceCategory>)") is the value the specification provides for that case.
-        expr = f"coalesce({ident}, 'Other (' || ServiceCategory || ')')"
+        # FOCUS: never null. Where no reader could name it and no other row of the service does,
+        # the category's own catch-all ("Other (<ServiceCategory>)") is the value the specification
+        # provides for that case.
+        expr = f"coalesce({ident}, ca__sub_fill, 'Other (' || ServiceCategory || ')')"
     if sql_type == JSON:
         return f"CAST({expr} AS VARCHAR) AS {ident}"
     if file_format == "csv" and sql_type == TS:
@@ -220,6 +250,24 @@ def _period_entry(con: duckdb.DuckDBPyConnection, source: str, where: str, perio
     }
 
 
+def _adjustments(con: duckdb.DuckDBPyConnection, source: str, where: str) -> dict[str, int]:
+    """Rows each FOCUS conversion rule changed, by the rule's description (every rule, 0 included):
+    the FOCUS reader's rules, recorded per row in x_ConformanceAdjustments, then the export's own."""
+    column = quote_ident(ADJUSTMENTS)
+    counts = dict(con.execute(
+        f"SELECT rule, count(*) FROM (SELECT unnest(list_distinct(string_split({column}, ','))) AS rule "
+        f"FROM {source} WHERE {where} AND {column} IS NOT NULL) GROUP BY rule"
+    ).fetchall())
+    result = {description: counts.get(rule, 0) for rule, description in RULES.items()}
+    from_service, catch_all = con.execute(
+        f"{_with_subcategory_fill(source, where)} SELECT count(*) FILTER (WHERE ca__sub_fill IS NOT NULL), "
+        f"count(*) FILTER (WHERE ca__sub_fill IS NULL) FROM ca_src WHERE {where} AND ServiceSubcategory IS NULL"
+    ).fetchone()
+    result[EXPORT_SUBCATEGORY_FROM_SERVICE] = from_service
+    result[EXPORT_SUBCATEGORY_OTHER] = catch_all
+    return result
+
+
 def _metadata(con, source, where, entries, file_format, extensions, providers, since, until) -> dict:
     totals = _totals(con, source, where)
     provider_rows = con.execute(
@@ -239,6 +287,9 @@ def _metadata(con, source, where, entries, file_format, extensions, providers, s
         ],
         "row_count": sum(t["rows"] for t in totals),
         "totals": totals,
+        # Values the FOCUS reader converted to meet FOCUS 1.2 (README: FOCUS conversion rules); the
+        # values as the sources stated them are in x_OriginalValues.
+        "conformance_adjustments": _adjustments(con, source, where),
         "periods": entries,
         "files": [e["file"] for e in entries],
     }

@@ -94,6 +94,8 @@ EXTRA_COLUMNS: list[tuple[str, str, str]] = [
     ("x_CreditType", STR, "Google credit type on Credit rows split from a usage row"),
     ("x_CostCategories", JSON, "AWS cost categories"),
     ("x_ResourceGroup", STR, "Azure resource group"),
+    ("x_OriginalValues", JSON, "values a FOCUS conversion rule dropped or replaced, as the source stated them: column -> value"),
+    ("x_ConformanceAdjustments", STR, "ids of the FOCUS conversion rules that changed the row, comma-separated"),
     ("x_SourceFormat", STR, "detected source format id, e.g. aws-cur"),
     ("x_SourceFile", STR, "file the row came from"),
     ("x_LoadId", STR, "id of the ledger entry (loads.load_id) that brought the row"),
