@@ -229,14 +229,16 @@ def test_focus_05_names_and_swapped_period_bounds(samples_dir, store):
            FROM line_items ORDER BY ProviderName"""
     ).fetchall()
     # 0.5 'Region' is the region id; FOCUS 1.2 wants a RegionName beside any RegionId, and providers
-    # 'A' and 'B' have no region table: the id moves to x_OriginalValues rather than a made-up name.
+    # 'A' and 'B' have no region table: the id is kept and stands in as the name (a 0.5 file has no
+    # RegionName column, so there is no stated value to record).
     assert [r[:6] for r in rows] == [
-        ("A", "Purchase", Decimal("0.01"), "r1", None, "test-entity-1"),
-        ("B", "Adjustment", Decimal("1"), "r2", None, "test-entity-2"),
+        ("A", "Purchase", Decimal("0.01"), "r1", "A", "test-entity-1"),
+        ("B", "Adjustment", Decimal("1"), "r2", "B", "test-entity-2"),
     ]
+    assert store.execute("SELECT list(RegionName ORDER BY ProviderName) FROM line_items").fetchone()[0] == ["A", "B"]
     # 0.5 had no ResourceType: the ids 'r1'/'r2' state none, so the service names the kind
     adjusted = "region-id-without-name,resource-type-generic"
-    assert [(json.loads(r[6]), r[7]) for r in rows] == [({"RegionId": "A"}, adjusted), ({"RegionId": "B"}, adjusted)]
+    assert [(r[6], r[7]) for r in rows] == [(None, adjusted), (None, adjusted)]
     assert store.execute("SELECT DISTINCT ResourceType FROM line_items").fetchall() == [("Sample-service-1 resource",)]
     start, end, version = rows[0][8:]
     assert (start.isoformat(), end.isoformat(), version) == (
@@ -594,9 +596,11 @@ def test_rule_regions(rule_rows):
     assert region["azure-name"] == ("westeurope", "West Europe")
     assert _adjusted(rule_rows["aws-id"]) == {"region-name-from-id"} and not _originals(rule_rows["aws-id"])
     assert _adjusted(rule_rows["aws-name"]) == {"region-id-from-name"}
-    # no region table for Oracle: the lone value moves to x_OriginalValues
+    # no region table for Oracle: a lone name cannot stand without an id (it moves to x_OriginalValues),
+    # while a lone id is kept and stands in as its own name
     assert region["oracle-name"] == (None, None) and _originals(rule_rows["oracle-name"]) == {"RegionName": "us-phoenix-1"}
-    assert region["oracle-id"] == (None, None) and _originals(rule_rows["oracle-id"]) == {"RegionId": "us-phoenix-1"}
+    assert region["oracle-id"] == ("us-phoenix-1", "us-phoenix-1")
+    assert _adjusted(rule_rows["oracle-id"]) == {"region-id-without-name"} and not _originals(rule_rows["oracle-id"])
     # both stated: kept as stated, even a name that is not AWS's
     assert region["both"] == ("us-east-1", "External") and not _adjusted(rule_rows["both"])
     assert region["usage"] == (None, None)

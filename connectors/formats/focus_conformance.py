@@ -21,8 +21,9 @@ unit-format                         PricingUnit/ConsumedUnit/CommitmentDiscountU
 region-name-from-id                 RegionName looked up from RegionId in costaudit's AWS/Azure region tables
 region-id-from-name                 RegionId looked up from RegionName in the same tables
 region-name-without-id              RegionName nulled where no RegionId is stated or found (MUST be null then)
-region-id-without-name              RegionId nulled where no RegionName is stated or found (RegionName MUST NOT be
-                                    null when RegionId is set, and costaudit does not invent a display name)
+region-id-without-name              RegionName set to the RegionId where no RegionName is stated or found
+                                    (RegionName MUST NOT be null when RegionId is set; the id is the only name
+                                    the row gives, and dropping the region would lose routes and locations)
 resource-type-without-id            ResourceType nulled where ResourceId is null (MUST be null then)
 resource-type-from-id               ResourceType read from the ResourceId where the id states it (MUST NOT be null
                                     when ResourceId is set): AWS ARN ``arn:p:svc:region:acct:<type>/<id>`` or
@@ -72,7 +73,7 @@ RULES: dict[str, str] = {
     "region-name-from-id": "RegionName looked up from RegionId",
     "region-id-from-name": "RegionId looked up from RegionName",
     "region-name-without-id": "RegionName nulled: no RegionId stated or found",
-    "region-id-without-name": "RegionId nulled: no RegionName stated or found",
+    "region-id-without-name": "RegionName set to the RegionId: no RegionName stated or found",
     "resource-type-without-id": "ResourceType nulled where ResourceId is null",
     "resource-type-from-id": "ResourceType read from the ResourceId",
     "resource-type-generic": "ResourceType set to '<ServiceName> resource': the ResourceId states no type",
@@ -219,9 +220,9 @@ def conform_sql(stated_select: str, *, has_subcategory: bool, stated_columns: se
         "PricingUnit": unit("PricingUnit"),
         "CommitmentDiscountUnit": unit("CommitmentDiscountUnit"),
         **{p: price(p) for p in UNIT_PRICES},
-        "RegionId": (f"CASE WHEN {flag['region-id-from-name']} THEN ca__region_id "
-                     f"WHEN {flag['region-id-without-name']} THEN NULL ELSE RegionId END"),
+        "RegionId": f"CASE WHEN {flag['region-id-from-name']} THEN ca__region_id ELSE RegionId END",
         "RegionName": (f"CASE WHEN {flag['region-name-from-id']} THEN ca__region_name "
+                       f"WHEN {flag['region-id-without-name']} THEN RegionId "
                        f"WHEN {flag['region-name-without-id']} THEN NULL ELSE RegionName END"),
         "ResourceType": (f"CASE WHEN {flag['resource-type-without-id']} THEN NULL "
                          f"WHEN {flag['resource-type-from-id']} THEN ca__resource_type "
