@@ -8,6 +8,7 @@ A case is a folder ``tests/data/rules/<rule id>/<fires_|quiet_>name/`` holding:
     description = "..."
     since = "2024-02"                 # optional audit window
     inventory = ["inventory/manifest.json"]   # optional, imported with `import_inventory`
+    analysis = false                  # optional: skip the analysis refresh `costaudit audit` does
     [inventory_options]               # optional: account, region, billing_account
     [[metrics]]                       # optional samples, imported with `import_metrics`
     resource_id = "i-1"; metric = "cpu_utilization"; start = "2024-02-01T00:00:00Z"
@@ -33,6 +34,7 @@ from pathlib import Path
 
 import pytest
 
+from costaudit.analysis.run import run_analysis
 from costaudit.connectors.imports_inventory import import_inventory
 from costaudit.connectors.imports_metrics import import_metrics
 from costaudit.loader import load_paths
@@ -69,6 +71,8 @@ def run_case(case: Path, tmp_path: Path):
         import_metrics(con, [str(write_metrics(spec["metrics"], tmp_path / "metrics.csv"))])
     if spec.get("inventory"):
         import_inventory(con, [str(case / p) for p in spec["inventory"]], **spec.get("inventory_options", {}))
+    if (case / "billing.csv").exists() and spec.get("analysis", True):
+        run_analysis(con)  # as `costaudit audit` does before the rules (the egress rules read its views)
     config = parse_rules_config(spec.get("config", {}))
     report = run_audit(
         con, config, since=spec.get("since"), until=spec.get("until"), only=[rule_id],
