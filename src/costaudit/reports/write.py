@@ -1,0 +1,102 @@
+"""Write a report file atomically.
+
+The report is rendered completely in memory, written to a temporary file in the target's own
+folder, flushed to disk and renamed over the target: a reader (a mail job, a web server) sees
+the old file or the new one, never half of one, and nothing is written outside that folder.
+
+``out`` may name a file or an existing folder; for a folder the report is written as
+``<folder>/costaudit-report.<ext>``. The folder must exist (a typo is an error, not a new tree).
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+
+from costaudit.errors import CostauditError, UsageError
+
+from .data import ReportData
+
+EXTENSIONS = {"html": "html", "xlsx": "xlsx", "csv": "csv", "json": "json", "md": "md"}
+FORMATS = tuple(EXTENSIONS)
+DEFAULT_NAME = "costaudit-report"
+
+
+def _renderer(fmt: str) -> Callable[[ReportData], bytes]:
+    if fmt == "html":
+        from .html import render_html
+
+        return lambda data: render_html(data).encode("utf-8")
+    if fmt == "xlsx":
+        from .xlsx import render_xlsx
+
+        return render_xlsx
+    if fmt == "csv":
+        from .tabular import render_csv
+
+        return render_csv
+    if fmt == "json":
+        from .tabular import render_json
+
+        return render_json
+    from .markdown import render_markdown
+
+    return lambda data: render_markdown(data).encode("utf-8")
+
+
+def target_path(fmt: str, out: Path) -> Path:
+    """Where a report of `fmt` goes for ``--out out``: the file itself, or, for an existing
+    folder, ``costaudit-report.<ext>`` inside it."""
+    out = Path(out)
+    if out.is_dir():
+        return out / f"{DEFAULT_NAME}.{EXTENSIONS[fmt]}"
+    if out.exists() and not out.is_file():
+        raise CostauditError(f"{out}: exists and is not a regular file; name a file or a folder")
+    if not out.parent.is_dir():
+        raise CostauditError(f"{out.parent}: folder does not exist; create it or choose another --out")
+    return out
+
+
+def atomic_write(target: Path, payload: bytes) -> None:
+    """Write `payload` to `target` through a temporary file in the same folder and a rename."""
+    handle, temp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    temp = Path(temp_name)
+    try:
+        with os.fdopen(handle, "wb") as stream:
+            stream.write(payload)
+            stream.flush()
+            os.fsync(stream.fileno())
+        # mkstemp makes the file private (0600); give it the mode a newly created file would get.
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(temp, 0o666 & ~umask)
+        os.replace(temp, target)
+    except BaseException:
+        temp.unlink(missing_ok=True)
+        raise
+    try:  # make the rename itself durable; not every platform lets a folder be opened
+        folder = os.open(target.parent, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(folder)
+    except OSError:
+        pass
+    finally:
+        os.close(folder)
+
+
+def write_report(data: ReportData, fmt: str, out: Path) -> Path:
+    """Render `data` as `fmt` (html, xlsx, csv, json, md) and write it atomically to `out`
+    (a file, or an existing folder: ``<folder>/costaudit-report.<ext>``). Returns the path written."""
+    if fmt not in EXTENSIONS:
+        raise UsageError(f"report format {fmt!r}: expected one of {', '.join(FORMATS)}")
+    target = target_path(fmt, Path(out))
+    payload = _renderer(fmt)(data)
+    try:
+        atomic_write(target, payload)
+    except OSError as exc:
+        raise CostauditError(f"{target}: cannot write the report ({exc.strerror or exc})") from None
+    return target
