@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
@@ -15,6 +16,7 @@ from costaudit import __version__
 from costaudit.connectors.base import ReadOptions
 from costaudit.errors import CostauditError
 from costaudit.loader import LoadReport, load_paths
+from costaudit.progress import setup_logging
 from costaudit.store import connect, default_db_path
 
 CENT = Decimal("0.01")
@@ -49,10 +51,16 @@ class CostauditGroup(click.Group):
     default=None,
     help="DuckDB store file (default: $COSTAUDIT_DB or ./costaudit.duckdb).",
 )
+@click.option("--quiet", "-q", is_flag=True, help="Log only warnings and errors (stderr); no progress display.")
+@click.option("--verbose", "-v", is_flag=True, help="Log debug detail on stderr.")
 @click.pass_context
-def main(ctx: click.Context, db: Path | None) -> None:
+def main(ctx: click.Context, db: Path | None, quiet: bool, verbose: bool) -> None:
     """Audit cloud billing exports: load them into a FOCUS 1.2 store, reconcile, explore."""
-    ctx.obj = {"db": db or default_db_path()}
+    if quiet and verbose:
+        raise click.UsageError("--quiet and --verbose exclude each other")
+    setup_logging(quiet=quiet, verbose=verbose)
+    ctx.obj = {"db": db or default_db_path(), "db_given": db is not None or "COSTAUDIT_DB" in os.environ,
+               "quiet": quiet, "verbose": verbose}
 
 
 @main.command()
@@ -80,12 +88,18 @@ def load(ctx: click.Context, paths: tuple[str, ...], currency: str | None, sourc
 
 from costaudit.audit_cmd import audit, import_group  # noqa: E402
 from costaudit.focus_export import export_group  # noqa: E402
+from costaudit.reports.command import report  # noqa: E402
+from costaudit.run_cmd import run  # noqa: E402
+from costaudit.sql_cmd import sql  # noqa: E402
 from costaudit.summary_cmd import summary  # noqa: E402
 
 main.add_command(export_group)
 main.add_command(summary)
 main.add_command(audit)
 main.add_command(import_group)
+main.add_command(report)
+main.add_command(run)
+main.add_command(sql)
 
 
 def print_load_report(report: LoadReport) -> None:

@@ -12,8 +12,19 @@ provider = "aws"                   # local | aws | gcp | azure
 
 [analysis]                         # costaudit.analysis.config
 [rules]                            # costaudit.rules.config, with [[suppress]]
-[reports]                          # what `costaudit run` writes
+
+[reports]                          # what `costaudit run` writes after each run
+formats = ["html", "json"]         # any of html, xlsx, csv, json, md (default: none)
+out = "reports/"                   # folder, relative to this file (default: reports/)
+
+[run]                              # `costaudit run` (its options override these)
+fail_on = "high"                   # exit 3 when an open finding is at or above: low | medium | high | none
+wait = 300                         # seconds to wait for another run holding the store's lock
 ```
+
+`[[sources]]` keys per provider: ``local``: ``path`` (a file, folder or glob, or a list of them,
+relative to this file), ``export`` (name in the load ledger, default: the format family),
+``currency`` (for FOCUS files without BillingCurrency). Cloud providers: see the README.
 
 Credentials never go here: every cloud SDK uses its own default credential chain. Keys that
 look like secrets are refused, so a pasted key cannot end up in a config under version control.
@@ -69,6 +80,67 @@ class ProjectConfig:
         if not isinstance(value, str) or not value:
             raise UsageError(f"{self.path}: store.path must be a non-empty string")
         return (self.base / value).resolve()
+
+
+REPORT_FORMATS = ("html", "xlsx", "csv", "json", "md")
+FAIL_ON = ("low", "medium", "high", "none")  # rule severities (costaudit.rules.contract) and "never fail"
+_RUN_KEYS = {"fail_on", "wait"}
+_REPORT_KEYS = {"formats", "out"}
+
+
+@dataclass(frozen=True)
+class RunSettings:
+    """`[run]`: defaults of `costaudit run` options."""
+
+    fail_on: str = "high"
+    wait: float = 300.0
+
+
+@dataclass(frozen=True)
+class ReportSettings:
+    """`[reports]`: what `costaudit run` writes, and where (an absolute folder)."""
+
+    formats: tuple[str, ...] = ()
+    out: Path = Path("reports")
+
+
+def run_settings(config: ProjectConfig) -> RunSettings:
+    """The `[run]` section, checked: unknown keys and bad values are UsageErrors naming the key."""
+    section = config.section("run")
+    _known(config, "run", section, _RUN_KEYS)
+    fail_on = section.get("fail_on", RunSettings.fail_on)
+    if fail_on not in FAIL_ON:
+        raise UsageError(f"{config.path}: run.fail_on must be one of {', '.join(FAIL_ON)}, not {fail_on!r}")
+    wait = section.get("wait", RunSettings.wait)
+    if isinstance(wait, bool) or not isinstance(wait, int | float) or wait < 0:
+        raise UsageError(f"{config.path}: run.wait must be a number of seconds (0 or more), not {wait!r}")
+    return RunSettings(fail_on=fail_on, wait=float(wait))
+
+
+def report_settings(config: ProjectConfig) -> ReportSettings:
+    """The `[reports]` section, checked; `out` resolved against the config file's folder."""
+    section = config.section("reports")
+    _known(config, "reports", section, _REPORT_KEYS)
+    formats = section.get("formats", [])
+    if isinstance(formats, str):
+        formats = [formats]
+    if not isinstance(formats, list) or not all(isinstance(f, str) for f in formats):
+        raise UsageError(f"{config.path}: reports.formats must be a list such as [\"html\", \"json\"]")
+    unknown = [f for f in formats if f not in REPORT_FORMATS]
+    if unknown:
+        raise UsageError(
+            f"{config.path}: reports.formats: unknown format(s) {', '.join(unknown)} (expected {', '.join(REPORT_FORMATS)})"
+        )
+    out = section.get("out", "reports")
+    if not isinstance(out, str) or not out:
+        raise UsageError(f"{config.path}: reports.out must be a folder name")
+    return ReportSettings(formats=tuple(dict.fromkeys(formats)), out=(config.base / out).resolve())
+
+
+def _known(config: ProjectConfig, name: str, section: dict[str, Any], keys: set[str]) -> None:
+    unknown = sorted(set(section) - keys)
+    if unknown:
+        raise UsageError(f"{config.path}: unknown key(s) in {name}: {', '.join(unknown)} (expected {', '.join(sorted(keys))})")
 
 
 def read_document(path: str | Path) -> dict[str, Any]:
