@@ -40,24 +40,58 @@ def test_fixtures_are_reproducible(room, tmp_path):
     assert sum(p.stat().st_size for p in written) < 500_000, "fixtures must stay small"
 
 
-def _main_job_paths() -> list[str]:
-    """The paths the README's first command loads, read from the README itself so the two
-    cannot drift apart."""
+def _main_job_args() -> list[str]:
+    """The costaudit arguments of the README's first command, read from the README itself so the
+    two cannot drift apart."""
     readme = (FIXTURES.parent / "README.md").read_text()
-    first = next(line for line in readme.splitlines() if "costaudit load" in line and line.startswith("python3"))
-    return first.split("costaudit load", 1)[1].split()
+    first = next(line for line in readme.splitlines() if line.startswith("python3") and "costaudit run" in line)
+    return first.split(".venv/bin/costaudit", 1)[1].split()
 
 
-def test_main_job_loads_every_provider(store):
-    paths = _main_job_paths()
-    assert paths, "README's first command names no fixtures"
-    report = load_paths(store, [str(FIXTURES.parent / p) for p in paths])
+def _demo_folder(tmp_path: Path) -> Path:
+    """The demo config beside links to the fixture rooms, so its relative paths (store, reports)
+    land in a temporary folder instead of the repository."""
+    folder = tmp_path / "fixtures"
+    folder.mkdir()
+    (folder / "costaudit.toml").write_text((FIXTURES / "costaudit.toml").read_text())
+    for room in ("aws", "azure", "gcp", "focus", "metrics", "inventory"):
+        (folder / room).symlink_to(FIXTURES / room)
+    return folder
+
+
+def test_main_job_runs_on_the_fixtures_and_writes_the_html_report(tmp_path, monkeypatch):
+    from click.testing import CliRunner
+
+    from costaudit.cli import main
+
+    _demo_folder(tmp_path)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("COSTAUDIT_DB", raising=False)
+    args = _main_job_args()
+    assert args[:3] == ["run", "--config", "fixtures/costaudit.toml"]
+    result = CliRunner().invoke(main, args, catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    html = [line.split("report: ", 1)[1] for line in result.output.splitlines() if line.startswith("report: ")]
+    html = [Path(p) for p in html if p.endswith(".html")]
+    assert len(html) == 1 and html[0].is_file() and html[0].parent == (tmp_path / "reports").resolve()
+    assert result.output.rstrip().splitlines()[-1].startswith("report: "), "the job ends by saying where the reports are"
+    assert (tmp_path / "costaudit.duckdb").is_file()
+
+    again = CliRunner().invoke(main, args, catch_exceptions=False)
+    assert again.exit_code == 0, again.output
+    assert "0 new" in again.output
+
+
+def test_main_job_bills_cover_every_provider(store):
+    from costaudit.config import load_config
+
+    config = load_config(FIXTURES / "costaudit.toml")
+    billing = [s for s in config.sources if s.settings.get("kind", "billing") == "billing"]
+    paths = [str(FIXTURES / p) for s in billing for p in s.settings["path"]]
+    report = load_paths(store, paths)
     providers = {p.provider for p in report.partitions}
     assert {"AWS", "Microsoft", "Google Cloud"} <= providers
     for part in report.partitions:
         assert abs(part.difference) <= 0.01
-    currencies = {p.currency for p in report.partitions}
-    assert len(currencies) >= 2, "fixtures should exercise more than one billing currency"
-    # a second run of the main job changes nothing
-    again = load_paths(store, [str(FIXTURES.parent / p) for p in paths])
-    assert not again.changed
+    assert len({p.currency for p in report.partitions}) >= 2, "fixtures should exercise more than one currency"
+    assert not load_paths(store, paths).changed

@@ -33,7 +33,9 @@ from costaudit.swap import building_store
 
 log = logging.getLogger(__name__)
 
-LOCAL_KEYS = {"path", "export", "currency"}
+LOCAL_KEYS = {"path", "export", "currency", "kind"}
+# What a local source holds: billing exports (the default), utilisation metrics or storage inventories.
+LOCAL_KINDS = ("billing", "metrics", "inventory")
 REPORT_SUFFIX = {"html": "html", "xlsx": "xlsx", "csv": "csv", "json": "json", "md": "md"}
 # Test hook: when set to a folder, the run writes <folder>/paused once its work is in the copy
 # and waits for <folder>/resume before swapping it in (tests query the store meanwhile).
@@ -199,6 +201,11 @@ def _check_source(project: ProjectConfig, source: SourceConfig) -> None:
         paths = [paths]
     if not paths or not isinstance(paths, list) or not all(isinstance(p, str) and p for p in paths):
         raise UsageError(f"{project.path}: source {source.name!r}: path must be a file, folder or glob, or a list of them")
+    kind = source.settings.get("kind", "billing")
+    if kind not in LOCAL_KINDS:
+        raise UsageError(
+            f"{project.path}: source {source.name!r}: kind must be one of {', '.join(LOCAL_KINDS)}, not {kind!r}"
+        )
 
 
 def _load_source(con: duckdb.DuckDBPyConnection, store: Path, project: ProjectConfig, source: SourceConfig,
@@ -210,6 +217,21 @@ def _load_source(con: duckdb.DuckDBPyConnection, store: Path, project: ProjectCo
         paths = source.settings["path"]
         paths = [paths] if isinstance(paths, str) else paths
         resolved = [p if os.path.isabs(p) else str(project.base / p) for p in paths]
+        from costaudit.connectors.imports_inventory import import_inventory
+        from costaudit.connectors.imports_metrics import import_metrics
+
+        kind = source.settings.get("kind", "billing")
+        if kind == "metrics":
+            metrics = import_metrics(con, resolved)
+            result.note = f"{metrics.samples} metric samples of {metrics.resources} resources imported"
+            log.info("source %s (local metrics): %s", source.name, result.note)
+            return result
+        if kind == "inventory":
+            inventory = import_inventory(con, resolved)
+            objects = sum(count for count, _ in inventory.locations.values())
+            result.note = f"{objects} inventoried objects in {len(inventory.locations)} location(s) imported"
+            log.info("source %s (local inventory): %s", source.name, result.note)
+            return result
         report: Any = load_paths(
             con, resolved, opts=ReadOptions(default_currency=source.settings.get("currency")),
             source_export=source.settings.get("export"),
