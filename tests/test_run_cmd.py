@@ -22,7 +22,7 @@ from costaudit.cli import main
 from costaudit.connectors.imports_inventory import import_inventory
 from costaudit.connectors.imports_metrics import import_metrics
 from costaudit.loader import load_paths
-from costaudit.runjob import PAUSE_ENV, run_window
+from costaudit.runjob import run_window
 from costaudit.store import connect
 from costaudit.swap import building_path, store_lock
 
@@ -361,7 +361,8 @@ def test_a_reader_works_while_a_run_writes(store, tmp_path):
     config = _config(tmp_path, rooms=("focus",))
     sync = tmp_path / "sync"
     sync.mkdir()
-    env = {**os.environ, PAUSE_ENV: str(sync)}
+    env = {**os.environ, "COSTAUDIT_PAUSE_AT": "run:before-swap", "COSTAUDIT_PAUSE_FILE": str(sync / "paused"),
+           "COSTAUDIT_RESUME_FILE": str(sync / "resume"), "COSTAUDIT_PAUSE_SECONDS": "120"}
     process = subprocess.Popen(
         [sys.executable, "-m", "costaudit.cli", "--db", str(store), "run", "--config", str(config), *WINDOW],
         env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,

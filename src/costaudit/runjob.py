@@ -14,7 +14,6 @@ from __future__ import annotations
 import inspect
 import logging
 import os
-import time
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from decimal import Decimal
@@ -26,6 +25,7 @@ import duckdb
 from costaudit.config import ProjectConfig, ReportSettings, SourceConfig
 from costaudit.connectors.base import ReadOptions
 from costaudit.errors import CostauditError, UsageError
+from costaudit.faults import pause_point
 from costaudit.progress import Steps
 from costaudit.rules.contract import SEVERITIES
 from costaudit.rules.runner import AppliedFinding, AuditReport, _next_month, month_start, run_audit
@@ -37,9 +37,6 @@ LOCAL_KEYS = {"path", "export", "currency", "kind"}
 # What a local source holds: billing exports (the default), utilisation metrics or storage inventories.
 LOCAL_KINDS = ("billing", "metrics", "inventory")
 REPORT_SUFFIX = {"html": "html", "xlsx": "xlsx", "csv": "csv", "json": "json", "md": "md"}
-# Test hook: when set to a folder, the run writes <folder>/paused once its work is in the copy
-# and waits for <folder>/resume before swapping it in (tests query the store meanwhile).
-PAUSE_ENV = "COSTAUDIT_TEST_PAUSE"
 
 
 @dataclass(frozen=True)
@@ -178,7 +175,7 @@ def run_job(
             audit = run_audit(con, rules_config, since=f"{window.since:%Y-%m}", until=f"{window.until:%Y-%m}",
                               today=today)
         diff = compare_with_previous(con, audit.run_id)
-        _pause_for_tests()
+        pause_point("run:before-swap")
     outcome = RunOutcome(store, window, fail_on, results, note, audit, diff)
     if reports.formats:
         with steps.step("reports", total=len(reports.formats)) as advance:
@@ -350,6 +347,7 @@ def write_reports(store: Path, settings: ReportSettings, run_id: str, today: dat
             raise CostauditError(f"{settings.out}: cannot create the reports folder ({exc.strerror})") from None
         for fmt in settings.formats:
             advance(f"report {fmt}", done=0)
+            pause_point("run:mid-report")
             written.append(Path(write_report(data, fmt, settings.out / f"costaudit-{run_id}.{REPORT_SUFFIX[fmt]}")))
             advance()
             log.info("wrote %s", written[-1])
@@ -358,13 +356,3 @@ def write_reports(store: Path, settings: ReportSettings, run_id: str, today: dat
     return written, None
 
 
-def _pause_for_tests() -> None:
-    folder = os.environ.get(PAUSE_ENV)
-    if not folder:
-        return
-    Path(folder, "paused").write_text(str(os.getpid()), encoding="utf-8")
-    deadline = time.monotonic() + 120
-    while not Path(folder, "resume").exists():
-        if time.monotonic() > deadline:
-            raise CostauditError(f"{PAUSE_ENV}: nobody created {folder}/resume within 120 s")
-        time.sleep(0.02)
