@@ -88,6 +88,7 @@ def load(ctx: click.Context, paths: tuple[str, ...], currency: str | None, sourc
 
 from costaudit.audit_cmd import audit, import_group  # noqa: E402
 from costaudit.focus_export import export_group  # noqa: E402
+from costaudit.generate_cmd import generate  # noqa: E402
 from costaudit.pull_cmd import pull  # noqa: E402
 from costaudit.reports.command import report  # noqa: E402
 from costaudit.run_cmd import run  # noqa: E402
@@ -98,6 +99,7 @@ main.add_command(export_group)
 main.add_command(summary)
 main.add_command(audit)
 main.add_command(import_group)
+main.add_command(generate)
 main.add_command(pull)
 main.add_command(report)
 main.add_command(run)
