@@ -75,8 +75,9 @@ def plan(con: duckdb.DuckDBPyConnection, paths: list[str]) -> Plan:
     result = Plan()
     sniffed: dict[Path, SourceFile] = {}
     docs: dict[Path, dict] = {}
+    known = _known_checksums(con)
     for path in all_paths:
-        file = sniff(path)
+        file = sniff(path, known)
         if file.kind == "json":
             docs[path] = _read_json(path, file)
         else:
@@ -88,7 +89,7 @@ def plan(con: duckdb.DuckDBPyConnection, paths: list[str]) -> Plan:
         manifest_deliveries, module_claimed = module.claim(docs, all_paths)
         claimed |= module_claimed
         for md in manifest_deliveries:
-            files = [sniffed.get(p) or sniff(p) for p in md.files]
+            files = [sniffed.get(p) or sniff(p, known) for p in md.files]
             if not files:
                 raise InputError(str(md.manifest), "the manifest lists no data files")
             fmt, cols = _detect_group(con, files, md.manifest, md.format_hint)
@@ -122,6 +123,21 @@ def plan(con: duckdb.DuckDBPyConnection, paths: list[str]) -> Plan:
         cols = describe(con, files)
         result.deliveries.append(Delivery(files, fmt, cols))
     return result
+
+
+def _known_checksums(con: duckdb.DuckDBPyConnection) -> dict[tuple[str, int, int], str]:
+    """Checksums of files the ledger holds, keyed by path, size and modification time."""
+    try:
+        rows = con.execute(
+            """SELECT f.path, f.bytes, f.mtime_ns, f.sha256 FROM (
+                 SELECT unnest(from_json(files, '[{"path": "VARCHAR", "bytes": "BIGINT", "mtime_ns": "BIGINT",
+                                                  "sha256": "VARCHAR"}]')) AS f
+                 FROM loads WHERE status = 'active')
+               WHERE f.mtime_ns IS NOT NULL"""
+        ).fetchall()
+    except duckdb.Error:
+        return {}
+    return {(path, size, mtime): checksum for path, size, mtime, checksum in rows}
 
 
 def _detect_group(

@@ -79,9 +79,17 @@ def _first_text(data: bytes) -> str:
     return data.lstrip(b"\xef\xbb\xbf").lstrip().decode("utf-8", errors="replace")[:1]
 
 
-def sniff(path: Path) -> SourceFile:
-    """Identify a file's kind from its content. Raises InputError for empty or corrupt files."""
-    size = path.stat().st_size
+# (resolved path, size, mtime in ns) -> sha256 of files the ledger already holds
+KnownChecksums = dict[tuple[str, int, int], str]
+
+
+def sniff(path: Path, known: KnownChecksums | None = None) -> SourceFile:
+    """Identify a file's kind from its content. Raises InputError for empty or corrupt files.
+
+    `known` lets a rerun skip hashing a file the ledger has already seen with the same size and
+    modification time (a file rewritten in place gets a new mtime, so it is hashed again)."""
+    stat = path.stat()
+    size = stat.st_size
     if size == 0:
         raise InputError(str(path), "the file is empty; expected a billing export (CSV, CSV.gz, Parquet or JSON)")
     with path.open("rb") as handle:
@@ -113,7 +121,8 @@ def sniff(path: Path) -> SourceFile:
                 raise InputError(str(path), "binary content that is neither gzip nor Parquet; expected a billing export")
             kind = "csv"
     ragged = kind == "csv" and _rows_shorter_than_header(head)
-    return SourceFile(path=path, kind=kind, compression=compression, sha256=_sha256(path), size=size, ragged=ragged)
+    checksum = (known or {}).get((str(path), size, stat.st_mtime_ns)) or _sha256(path)
+    return SourceFile(path=path, kind=kind, compression=compression, sha256=checksum, size=size, ragged=ragged)
 
 
 def _rows_shorter_than_header(head: bytes) -> bool:

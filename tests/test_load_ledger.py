@@ -137,3 +137,34 @@ def test_a_store_from_an_older_version_gains_new_columns(db_path, tmp_path):
         assert con.execute('SELECT count(*) FROM line_items WHERE "x_CreditType" IS NULL').fetchone()[0] == 1
     finally:
         con.close()
+
+
+def test_a_rerun_with_nothing_new_reads_no_billing_rows(store, tmp_path, monkeypatch):
+    """Unchanged files are recognised from the ledger (size, mtime, checksum) before any scan."""
+    import costaudit.loader as loader
+
+    path = write(tmp_path / "sep.csv", [row(cost="1.10"), row(account="222", cost="2.20")])
+    first = load_paths(store, [str(path)])
+
+    def no_reading(*args, **kwargs):
+        raise AssertionError("an unchanged delivery must not be read again")
+
+    monkeypatch.setattr(loader, "_prepare", no_reading)
+    again = load_paths(store, [str(path)])
+    assert not again.changed
+    assert sorted((p.billing_account_id, p.source_total, p.rows) for p in again.partitions) == sorted(
+        (p.billing_account_id, p.source_total, p.rows) for p in first.partitions
+    )
+
+
+def test_a_file_rewritten_in_place_is_hashed_and_loaded_again(store, tmp_path):
+    import os
+
+    path = write(tmp_path / "sep.csv", [row(cost="1.10")])
+    load_paths(store, [str(path)])
+    stat = path.stat()
+    write(path, [row(cost="9.90")])  # same size, new content
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000))
+    report = load_paths(store, [str(path)])
+    assert [p.action for p in report.partitions] == ["replaced"]
+    assert store.execute("SELECT sum(BilledCost) FROM line_items").fetchone()[0] == Decimal("9.90")

@@ -86,7 +86,13 @@ def load_paths(
     report = LoadReport(batch_id=uuid.uuid4().hex[:12], skipped_files=plan.skipped)
     if not plan.deliveries:
         raise InputError(", ".join(paths), "no billing export found")
-    prepared = [_prepare(con, d, opts, source_export) for d in plan.deliveries]
+    prepared = []
+    for delivery in plan.deliveries:
+        unchanged = _already_loaded(con, delivery, source_export)
+        if unchanged is not None:
+            report.partitions.extend(unchanged)
+        else:
+            prepared.append(_prepare(con, delivery, opts, source_export))
     _check_overlaps(prepared)
     pause_point("load:after-read")
     con.execute("BEGIN TRANSACTION")
@@ -116,11 +122,41 @@ def _prepare(
     _check_problems(con, delivery.files, fmt.problem_checks(cols))
     totals = _run(con, fmt.source_totals_sql(cols, opts), delivery.files).fetchall()
     _check_totals(delivery, totals)
-    digest = hashlib.sha256(fmt.id.encode())
+    export = source_export or delivery.source_export or fmt.export_family or fmt.id
+    return PreparedDelivery(delivery, fmt, cols, raw_sql, totals, _fingerprint(delivery), export)
+
+
+def _fingerprint(delivery: deliveries.Delivery) -> str:
+    """The delivery's identity in the ledger: its format and the checksums of its files."""
+    digest = hashlib.sha256(delivery.fmt.id.encode())
     for file in sorted(delivery.files, key=lambda f: f.sha256):
         digest.update(file.sha256.encode())
-    export = source_export or delivery.source_export or fmt.export_family or fmt.id
-    return PreparedDelivery(delivery, fmt, cols, raw_sql, totals, digest.hexdigest(), export)
+    return digest.hexdigest()
+
+
+def _already_loaded(
+    con: duckdb.DuckDBPyConnection, delivery: deliveries.Delivery, source_export: str | None
+) -> list[PartitionResult] | None:
+    """The ledger's partitions of this very delivery when all of them are still active: then
+    nothing needs reading (a rerun with nothing new costs no scan). None otherwise."""
+    export = source_export or delivery.source_export or delivery.fmt.export_family or delivery.fmt.id
+    rows = con.execute(
+        """SELECT l.status, l.provider, l.billing_account_id, l.billing_period_start, t.currency, l.basis,
+                  t.source_total, t.stored_total, l.source_export, l.source_format, l.row_count
+           FROM loads l JOIN load_totals t USING (load_id)
+           WHERE l.fingerprint = ? AND l.source_export = ?""",
+        [_fingerprint(delivery), export],
+    ).fetchall()
+    if not rows or any(status != "active" for status, *_ in rows):
+        return None
+    return [
+        PartitionResult(
+            provider=provider, billing_account_id=account, billing_period_start=period, currency=currency,
+            basis=basis, source_total=Decimal(source), stored_total=Decimal(stored), action="unchanged",
+            source_export=export_name, source_format=source_format, rows=row_count,
+        )
+        for _, provider, account, period, currency, basis, source, stored, export_name, source_format, row_count in rows
+    ]
 
 
 def _run(con: duckdb.DuckDBPyConnection, sql: str, files: list[SourceFile]) -> duckdb.DuckDBPyConnection:
@@ -290,7 +326,10 @@ def _load_one(
     results: list[PartitionResult] = []
     now = datetime.now(UTC)
     files_json = json.dumps(
-        [{"path": str(f.path), "sha256": f.sha256, "bytes": f.size} for f in item.delivery.files]
+        [
+            {"path": str(f.path), "sha256": f.sha256, "bytes": f.size, "mtime_ns": _mtime_ns(f.path)}
+            for f in item.delivery.files
+        ]
     )
     mismatches = []
     for (provider, account, period), info in partitions.items():
@@ -336,6 +375,13 @@ def _load_one(
             + "; ".join(mismatches)
         )
     return results
+
+
+def _mtime_ns(path: Path) -> int | None:
+    try:
+        return path.stat().st_mtime_ns
+    except OSError:
+        return None
 
 
 def delivery_label(files: list[Path]) -> str:
