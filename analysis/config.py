@@ -24,11 +24,11 @@ from __future__ import annotations
 
 import hashlib
 import json
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from costaudit.config import read_document
 from costaudit.errors import UsageError
 
 DEFAULT_CONFIG = Path("costaudit.toml")
@@ -78,12 +78,7 @@ def load_analysis_config(path: str | Path | None = None) -> AnalysisConfig:
             return AnalysisConfig()
         path = DEFAULT_CONFIG
     config_path = Path(path)
-    if not config_path.is_file():
-        raise UsageError(f"{config_path}: config file not found")
-    try:
-        document = tomllib.loads(config_path.read_text(encoding="utf-8"))
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise UsageError(f"{config_path}: not valid TOML ({exc})") from None
+    document = read_document(config_path)
     section = document.get("analysis", {})
     if not isinstance(section, dict):
         raise UsageError(f"{config_path}: [analysis] must be a table")
