@@ -6,14 +6,20 @@ own sizing and are left out): its latest
 billing period in the window, the instance type billed most in that period, its cost and
 running hours there, and its catalogue specs. `utilisation_cte` adds the p95 of each metric
 over the lookback ending at the instance's last sample before the window's end.
+
+The three compute rules read the same instances and the same id matches, so `compute_sql`
+builds them once per audit run as TEMP tables (`RunScratch`): the instance types of the distinct
+billing descriptions, the instances, and every (instance, metric resource id) pair that names
+the same resource (`sqlparts.same_resource_pairs`, an equi-join on id tails). Each rule then
+picks its metric resource and takes its percentiles from those tables.
 """
 
 from __future__ import annotations
 
 from costaudit.connectors.sql import quote_literal
 
-from .contract import Need, Param
-from .sqlparts import col, instance_key, provider_key, running_hours, same_resource
+from .contract import Need, Param, RuleContext
+from .sqlparts import col, instance_key, provider_key, running_hours, same_resource_pairs
 
 BILLING_NEED = Need(
     "current_line_items",
@@ -52,13 +58,23 @@ def _scope(alias: str) -> str:
     )
 
 
-def instances_cte(cost_column: str) -> str:
-    """CTEs ``billed`` and ``instances`` (see the module docstring). Binds $since, $until."""
+def type_keys_sql() -> str:
+    """The instance type key of each distinct (instance type, usage type, service, unit) billed in
+    scope in the window. Binds $since, $until."""
+    return f"""SELECT *, {instance_key()} AS type_key
+      FROM (SELECT DISTINCT x_InstanceType, x_UsageType, ServiceName, ConsumedUnit
+            FROM current_line_items WHERE {_scope('')})"""
+
+
+def instances_cte(cost_column: str, type_keys: str | None = None) -> str:
+    """CTEs ``billed`` and ``instances`` (see the module docstring). Binds $since, $until.
+
+    `type_keys` names a table holding `type_keys_sql()`; without it the types are classified in
+    a CTE (the optimizer may then evaluate the classification on every billing row)."""
+    source = f"SELECT * FROM {type_keys}" if type_keys else type_keys_sql()
     return f"""
     type_keys AS (  -- the instance type of each distinct description, classified once
-      SELECT *, {instance_key()} AS type_key
-      FROM (SELECT DISTINCT x_InstanceType, x_UsageType, ServiceName, ConsumedUnit
-            FROM current_line_items WHERE {_scope('')})
+      {source}
     ),
     billed AS (
       SELECT li.ProviderName AS provider, li.BillingAccountId AS account, li.ResourceId AS resource_id,
@@ -86,9 +102,41 @@ def instances_cte(cost_column: str) -> str:
     )"""
 
 
+def matches_sql(instances: str) -> str:
+    """Every (instance, metric resource id) pair naming the same resource, with the metrics
+    imported for that id: `instances` is a table holding the ``instances`` CTE."""
+    pairs = same_resource_pairs(
+        f"SELECT resource_id AS id FROM {instances}", "SELECT DISTINCT resource_id AS id FROM resource_metrics"
+    )
+    return f"""
+    SELECT i.iid, p.right_id AS metric_resource, m.metrics
+    FROM {pairs} p
+    JOIN {instances} i ON i.resource_id = p.left_id
+    JOIN (SELECT resource_id, list(DISTINCT metric ORDER BY metric) AS metrics FROM resource_metrics GROUP BY 1) m
+      ON m.resource_id = p.right_id"""
+
+
+def compute_sql(ctx: RuleContext, sql: str) -> str:
+    """`sql` with ``$INSTANCES`` and ``$MATCHES`` naming this run's shared TEMP tables (built by
+    the first compute rule that runs) and ``$COST`` the cost column."""
+    window = {"since": ctx.window.since, "until": ctx.window.until}
+    scope = f"{ctx.window.since.isoformat()}..{ctx.window.until.isoformat()}"
+    type_keys = ctx.scratch.table(ctx.con, f"compute type keys {scope}", type_keys_sql(), window)
+    instances = ctx.scratch.table(
+        ctx.con, f"compute instances {ctx.cost} {scope}",
+        f"WITH {instances_cte(ctx.cost, type_keys)} SELECT * FROM instances", window,
+    )
+    matches = ctx.scratch.table(ctx.con, f"compute metric matches {ctx.cost} {scope}", matches_sql(instances))
+    return sql.replace("$INSTANCES", instances).replace("$MATCHES", matches).replace("$COST", ctx.cost)
+
+
 def utilisation_cte(metrics: tuple[str, ...]) -> str:
     """CTEs ``matched``, ``sample_end`` and ``utilisation`` (p95, samples and days per metric)
-    for the ``instances`` CTE. Binds $until and $lookback_days."""
+    for the ``instances`` CTE, from the ``$MATCHES`` table (`compute_sql`). Binds $until and
+    $lookback_days.
+
+    Of the metric resource ids that name an instance and have one of `metrics`, the longest
+    (then the first by text) is the instance's."""
     listed = ", ".join(quote_literal(m) for m in metrics)
     per_metric = ",\n".join(
         f"quantile_cont(r.value, 0.95) FILTER (WHERE r.metric = {quote_literal(m)}) AS p95_{m},\n"
@@ -97,13 +145,9 @@ def utilisation_cte(metrics: tuple[str, ...]) -> str:
         for m in metrics
     )
     return f"""
-    metric_ids AS (
-      SELECT DISTINCT resource_id AS metric_resource FROM resource_metrics WHERE metric IN ({listed})
-    ),
     matched AS (
-      SELECT i.iid, m.metric_resource FROM instances i JOIN metric_ids m
-        ON {same_resource('i.resource_id', 'm.metric_resource')}
-      QUALIFY row_number() OVER (PARTITION BY i.iid ORDER BY length(m.metric_resource) DESC, m.metric_resource) = 1
+      SELECT iid, metric_resource FROM $MATCHES WHERE list_has_any(metrics, [{listed}])
+      QUALIFY row_number() OVER (PARTITION BY iid ORDER BY length(metric_resource) DESC, metric_resource) = 1
     ),
     sample_end AS (
       SELECT mm.iid, max(r.sampled_at) AS last_sample

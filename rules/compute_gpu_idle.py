@@ -17,7 +17,7 @@ from .compute_common import (
     CATALOGUE_NEED,
     COMMON_PARAMS,
     NOT_ASSESSED_COLUMNS,
-    instances_cte,
+    compute_sql,
     metrics_need,
     utilisation_cte,
 )
@@ -46,7 +46,7 @@ RULE = Rule(
 )
 
 SQL = f"""
-WITH {instances_cte('$COST')},
+WITH instances AS (SELECT * FROM $INSTANCES),
 {utilisation_cte(('gpu_utilization', 'cpu_utilization'))},
 assessed AS (
   SELECT i.*, u.first_sample, u.last_sample, u.p95_gpu_utilization AS p95_gpu, u.p95_cpu_utilization AS p95_cpu,
@@ -88,4 +88,4 @@ FROM assessed WHERE not_assessed_reason IS NOT NULL
 
 def evaluate(ctx: RuleContext) -> list[Finding]:
     """Idle GPU instances, and GPU instances that could not be assessed."""
-    return ctx.findings(SQL.replace("$COST", ctx.cost))
+    return ctx.findings(compute_sql(ctx, SQL))

@@ -19,7 +19,7 @@ from .compute_common import (
     BILLING_NEED,
     CATALOGUE_NEED,
     COMMON_PARAMS,
-    instances_cte,
+    compute_sql,
     metrics_need,
     price_ratio_cte,
     utilisation_cte,
@@ -49,7 +49,7 @@ RULE = Rule(
 )
 
 SQL = f"""
-WITH {instances_cte('$COST')},
+WITH instances AS (SELECT * FROM $INSTANCES),
 {utilisation_cte(('gpu_utilization', 'gpu_memory_utilization', 'cpu_utilization', 'memory_utilization'))},
 candidates AS (
   SELECT i.*, u.first_sample, u.last_sample, u.p95_gpu_utilization AS p95_gpu,
@@ -112,4 +112,4 @@ FROM estimated
 
 def evaluate(ctx: RuleContext) -> list[Finding]:
     """Oversized GPU instances with a smaller size of their family that fits."""
-    return ctx.findings(SQL.replace("$COST", ctx.cost))
+    return ctx.findings(compute_sql(ctx, SQL))

@@ -24,7 +24,7 @@ from .compute_common import (
     CATALOGUE_NEED,
     COMMON_PARAMS,
     NOT_ASSESSED_COLUMNS,
-    instances_cte,
+    compute_sql,
     metrics_need,
     price_ratio_cte,
     utilisation_cte,
@@ -58,7 +58,7 @@ RULE = Rule(
 )
 
 SQL = f"""
-WITH {instances_cte('$COST')},
+WITH instances AS (SELECT * FROM $INSTANCES),
 {utilisation_cte(('cpu_utilization', 'memory_utilization'))},
 assessed AS (
   SELECT i.*, u.first_sample, u.last_sample, u.p95_cpu_utilization AS p95_cpu, u.p95_memory_utilization AS p95_mem,
@@ -141,4 +141,4 @@ FROM assessed WHERE not_assessed_reason IS NOT NULL
 
 def evaluate(ctx: RuleContext) -> list[Finding]:
     """Rightsizing findings, and instances that could not be assessed."""
-    return ctx.findings(SQL.replace("$COST", ctx.cost))
+    return ctx.findings(compute_sql(ctx, SQL))

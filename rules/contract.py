@@ -19,6 +19,7 @@ reported as skipped with the reason, so ``evaluate`` may assume its tables and c
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import re
 from collections.abc import Callable
@@ -156,6 +157,33 @@ FINDING_COLUMNS = (
     "currency", "monthly_cost_in_scope", "estimated_monthly_saving", "estimate_method", "evidence", "summary",
 )
 _NAMED_PARAM = re.compile(r"\$([A-Za-z_][A-Za-z0-9_]*)")
+_SCRATCH_IDS = itertools.count(1)
+
+
+@dataclass
+class RunScratch:
+    """TEMP tables that the rules of one run share (e.g. the billed instances the three compute
+    rules all read): built by the first rule that asks, reused by the others, dropped by the
+    runner when the run ends. A rule evaluated on its own gets a fresh, empty scratch."""
+
+    tables: dict[str, str] = field(default_factory=dict)
+
+    def table(self, con: duckdb.DuckDBPyConnection, key: str, select: str, params: dict[str, Any] | None = None) -> str:
+        """The name of a TEMP table holding `select` (run with `params`), created on first use of
+        `key`. `key` must name everything the SELECT depends on (e.g. the cost column)."""
+        name = self.tables.get(key)
+        if name is None:
+            # A unique name per scratch and key: two runs on one connection never share a table.
+            name = f"costaudit_scratch_{next(_SCRATCH_IDS)}"
+            con.execute(f"CREATE OR REPLACE TEMP TABLE {name} AS {select}", params or {})
+            self.tables[key] = name
+        return name
+
+    def drop(self, con: duckdb.DuckDBPyConnection) -> None:
+        """Drop every table this scratch created."""
+        for name in self.tables.values():
+            con.execute(f"DROP TABLE IF EXISTS temp.main.{name}")
+        self.tables.clear()
 
 
 @dataclass
@@ -169,6 +197,7 @@ class RuleContext:
     run_id: str
     cost_basis: str = "EffectiveCost"
     today: date = field(default_factory=date.today)
+    scratch: RunScratch = field(default_factory=RunScratch)
 
     @property
     def cost(self) -> str:

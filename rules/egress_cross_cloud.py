@@ -26,7 +26,7 @@ from __future__ import annotations
 
 from .contract import Finding, Rule, RuleContext
 from .egress_common import CHARGES, NETWORK_NEED, cents, latest_period, rate_per_gb, resource_key, window
-from .sqlparts import provider_key, same_resource
+from .sqlparts import provider_key, same_resource_pairs
 
 RULE = Rule(
     id="egress_cross_cloud",
@@ -70,10 +70,14 @@ egress AS (  -- internet transfer billed on a resource, per month
   WHERE {window()} AND network_class = 'internet' AND {CHARGES} AND ResourceId IS NOT NULL
   GROUP BY ALL
 ),
+billed_names AS (  -- (billed resource id, inventoried name) pairs that name the same bucket or account
+  SELECT * FROM {same_resource_pairs('SELECT resource_id AS id FROM egress', 'SELECT billing_name AS id FROM objects')}
+),
 sources AS (  -- the objects of each billed location
   SELECT e.provider, e.account, e.resource_id, e.currency, e.period, e.pkey, o.location, o.object_key,
          o.hash_kind, o.content_hash, o.size_bytes, o.last_modified
-  FROM egress e JOIN objects o ON o.pkey = e.pkey AND {same_resource('e.resource_id', 'o.billing_name')}
+  FROM egress e JOIN billed_names n ON n.left_id = e.resource_id
+  JOIN objects o ON o.billing_name = n.right_id AND o.pkey = e.pkey
 ),
 copied AS (  -- those found in another provider's storage, copied before the month ended
   SELECT s.provider, s.account, s.resource_id, s.currency, s.period, s.location, s.object_key,

@@ -1,9 +1,11 @@
 """Run every rule over a billing window and store the findings with the run.
 
 Order of work: resolve the window; load the shipped catalogue; for each rule, check its data
-needs (missing data -> skipped, with the reason), evaluate it (reads only), validate what it
-returned; apply suppressions; then write the run, the per-rule results and the findings in
-one transaction. A rule that raises is recorded as ``error`` and the others still run.
+needs (missing data -> skipped, with the reason; asked once per table for all rules, see
+`needs`), evaluate it (reads only; TEMP tables the rules share live in the run's `RunScratch`
+and are dropped when the rules are done), validate what it returned; apply suppressions; then
+write the run, the per-rule results and the findings in one transaction. A rule that raises is
+recorded as ``error`` and the others still run.
 """
 
 from __future__ import annotations
@@ -19,16 +21,15 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
-from costaudit.connectors.sql import quote_ident
 from costaudit.errors import UsageError
 
 from .config import RulesConfig, Suppression
-from .contract import RULE_STATUSES, Finding, LoadedRule, Need, ParamValue, RuleContext, Window
+from .contract import RULE_STATUSES, Finding, LoadedRule, ParamValue, RuleContext, RunScratch, Window
 from .instance_catalogue import refresh_catalogue
+from .needs import BILLING_TABLE, NeedsProfile, check_needs
 from .registry import all_rules
 from .schema import ensure_rules_schema
 
-BILLING_TABLE = "current_line_items"
 EMPTY_WINDOW = Window(datetime(1970, 1, 1, tzinfo=UTC), datetime(1970, 1, 1, tzinfo=UTC))
 
 
@@ -106,42 +107,6 @@ def resolve_window(con: duckdb.DuckDBPyConnection, since: str | None, until: str
     if start >= end:
         raise UsageError(f"--since {start:%Y-%m} must be before --until {end:%Y-%m} (until is exclusive)")
     return Window(start, end)
-
-
-def check_needs(con: duckdb.DuckDBPyConnection, needs: tuple[Need, ...], window: Window | None) -> str | None:
-    """Why the data a rule needs is missing, or None when it is all there."""
-    for need in needs:
-        label = need.label or need.table
-        how = f"; {need.how}" if need.how else ""
-        relations = {
-            name for (name,) in con.execute(
-                "SELECT table_name FROM duckdb_tables() UNION SELECT view_name FROM duckdb_views()"
-            ).fetchall()
-        }
-        if need.table not in relations:
-            return f"needs {label}: table {need.table} is missing{how}"
-        present = {row[0] for row in con.execute(f"DESCRIBE SELECT * FROM {quote_ident(need.table)}").fetchall()}
-        absent = [c for c in need.columns if c not in present]
-        if absent:
-            return f"needs {label}: column(s) {', '.join(absent)} missing from {need.table}{how}"
-        conditions, params = [], {}
-        if need.table == BILLING_TABLE:
-            if window is None:
-                return f"needs {label}: no billing data loaded (run `costaudit load` first)"
-            conditions.append("BillingPeriodStart >= $since AND BillingPeriodStart < $until")
-            params = {"since": window.since, "until": window.until}
-        if need.where:
-            conditions.append(f"({need.where})")
-        counts = ", ".join(["count(*)", *(f"count({quote_ident(c)})" for c in need.columns)])
-        where = f"WHERE {' AND '.join(conditions)}" if conditions else ""
-        [row] = con.execute(f"SELECT {counts} FROM {quote_ident(need.table)} {where}", params).fetchall()
-        scope = " in the audit window" if need.table == BILLING_TABLE else ""
-        if not row[0]:
-            return f"needs {label}: no rows{scope}{how}"
-        empty = [c for c, n in zip(need.columns, row[1:], strict=True) if not n]
-        if empty:
-            return f"needs {label}: column(s) {', '.join(empty)} hold no values{scope}{how}"
-    return None
 
 
 def _check_findings(rule: LoadedRule, findings: Any) -> list[Finding]:
@@ -237,25 +202,33 @@ def run_audit(
     run_id = f"{datetime.now(UTC):%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:8]}"
     started = datetime.now(UTC)
     outcomes: list[RuleOutcome] = []
-    for loaded in rules:
-        params = parameters[loaded.id]
-        if loaded.id in config.disabled:
-            outcomes.append(RuleOutcome(loaded, "disabled", "disabled in the configuration", params))
-            continue
-        reason = check_needs(con, loaded.rule.needs, window)
-        if reason is not None:
-            outcomes.append(RuleOutcome(loaded, "skipped", reason, params))
-            continue
-        # A rule that does not need billing still runs on an empty store, over an empty window.
-        ctx = RuleContext(con, loaded.rule, params, window or EMPTY_WINDOW, run_id, config.cost_basis, today)
-        try:
-            found = _check_findings(loaded, loaded.evaluate(ctx))
-        except Exception as exc:  # one broken rule must not hide the others' findings
-            message = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-            outcomes.append(RuleOutcome(loaded, "error", f"{type(exc).__name__}: {message}", params))
-            continue
-        found = [_label_open_month(f, today) for f in found]
-        outcomes.append(RuleOutcome(loaded, "ok", None, params, found))
+    enabled = [r for r in rules if r.id not in config.disabled]
+    profile = NeedsProfile(con, [need for r in enabled for need in r.rule.needs], window)
+    scratch = RunScratch()  # TEMP tables the rules share in this run (e.g. the compute rules' instances)
+    try:
+        for loaded in rules:
+            params = parameters[loaded.id]
+            if loaded.id in config.disabled:
+                outcomes.append(RuleOutcome(loaded, "disabled", "disabled in the configuration", params))
+                continue
+            reason = check_needs(con, loaded.rule.needs, window, profile)
+            if reason is not None:
+                outcomes.append(RuleOutcome(loaded, "skipped", reason, params))
+                continue
+            # A rule that does not need billing still runs on an empty store, over an empty window.
+            ctx = RuleContext(
+                con, loaded.rule, params, window or EMPTY_WINDOW, run_id, config.cost_basis, today, scratch
+            )
+            try:
+                found = _check_findings(loaded, loaded.evaluate(ctx))
+            except Exception as exc:  # one broken rule must not hide the others' findings
+                message = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+                outcomes.append(RuleOutcome(loaded, "error", f"{type(exc).__name__}: {message}", params))
+                continue
+            found = [_label_open_month(f, today) for f in found]
+            outcomes.append(RuleOutcome(loaded, "ok", None, params, found))
+    finally:
+        scratch.drop(con)
     all_found = [f for o in outcomes for f in o.findings]
     applied, expired, unused = _suppress(all_found, config.suppressions, today)
     report = AuditReport(run_id, window, periods, billing_rows, outcomes, applied, expired, unused)

@@ -1,13 +1,19 @@
 """SQL fragments shared by the rules: provider keys, instance types, units, tags, resource names.
 
 Each function returns an SQL expression over the columns of ``current_line_items`` (or the
-side tables). Patterns are constants written here; values that come from the configuration
-are bound as ``$name`` parameters, never pasted into SQL.
+side tables), except `tag_sets`, which builds a TEMP table of the run. Patterns are constants
+written here; values that come from the configuration are bound as ``$name`` parameters, never
+pasted into SQL.
 """
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from costaudit.connectors.sql import quote_ident
+
+if TYPE_CHECKING:
+    from .contract import RuleContext
 
 # Billing-window filter on current_line_items (since inclusive, until exclusive).
 WINDOW = "BillingPeriodStart >= $since AND BillingPeriodStart < $until"
@@ -97,22 +103,85 @@ def tag_value(tags_expr: str, keys_param: str) -> str:
 def tags_match(tags_expr: str, keys_param: str, values_param: str) -> str:
     """True when the row has a tag with a key in ``$keys_param`` and a value in ``$values_param``
     (both bound lists, compared case-insensitively)."""
+    return pairs_match(tag_pairs(tags_expr), keys_param, values_param)
+
+
+def pairs_match(pairs_expr: str, keys_param: str, values_param: str) -> str:
+    """`tags_match` over pairs already made by `tag_pairs` (e.g. the ``pairs`` of `tag_sets`)."""
     wanted = (
         f"flatten(list_transform(${keys_param}, lambda k: list_transform(${values_param}, "
         f"lambda v: lower(k) || '=' || lower(v))))"
     )
-    return f"list_has_any({tag_pairs(tags_expr)}, {wanted})"
+    return f"list_has_any({pairs_expr}, {wanted})"
+
+
+def tag_sets(ctx: RuleContext) -> str:
+    """A TEMP table of the run (``tags_text``, ``pairs``): each distinct Tags value billed in the
+    window, as text (to join back with ``CAST(Tags AS VARCHAR)``), and its `tag_pairs`.
+
+    The JSON is parsed once per distinct value: a filter on the parsed tags written over
+    ``SELECT DISTINCT Tags`` is pushed below the DISTINCT by the optimizer and parses every row."""
+    scope = f"{ctx.window.since.isoformat()}..{ctx.window.until.isoformat()}"
+    return ctx.scratch.table(
+        ctx.con, f"tag sets {scope}",
+        f"SELECT CAST(Tags AS VARCHAR) AS tags_text, {tag_pairs('Tags')} AS pairs "
+        f"FROM (SELECT DISTINCT Tags FROM current_line_items WHERE {WINDOW} AND Tags IS NOT NULL)",
+        {"since": ctx.window.since, "until": ctx.window.until},
+    )
 
 
 def same_resource(billing_id: str, name: str) -> str:
     """True when a billing ResourceId and another id name the same resource: equal, or one ends
     with '/' or ':' and the other (ARNs, ARM ids and GCP full names end with the short name),
-    case-insensitively."""
+    case-insensitively.
+
+    As a join condition this is a nested loop over every pair (quadratic in the ids): join
+    with `same_resource_pairs`, which gives exactly the pairs for which this holds."""
     b, n = f"lower({billing_id})", f"lower({name})"
     return (
         f"({b} = {n} OR ends_with({b}, '/' || {n}) OR ends_with({b}, ':' || {n})"
         f" OR ends_with({n}, '/' || {b}) OR ends_with({n}, ':' || {b}))"
     )
+
+
+def _tails(keys: str, name: str) -> str:
+    """Recursive CTE ``name(k, tail)``: for each lower-cased key ``k`` of CTE ``keys``, the key
+    itself and every tail that starts just after a '/' or ':' (one row per delimiter)."""
+    first_delimiter = "least(nullif(instr(tail, '/'), 0), nullif(instr(tail, ':'), 0))"
+    return f"""{name}(k, tail) AS (
+    SELECT k, k FROM {keys}
+    UNION ALL
+    SELECT k, substr(tail, p + 1) FROM (SELECT k, tail, {first_delimiter} AS p FROM {name}) WHERE p IS NOT NULL
+  )"""
+
+
+def same_resource_pairs(left: str, right: str) -> str:
+    """A subquery of the (left_id, right_id) pairs for which `same_resource` holds, computed as
+    equi-joins instead of a nested loop over every pair.
+
+    `left` and `right` are SELECTs with one column ``id`` (NULLs and repeats are fine). Each
+    distinct id is lower-cased and cut into its tails after every '/' or ':' (an ARN ends in
+    ``instance/i-1`` and ``i-1``, an ARM id in ``.../virtualMachines/vm1`` and ``vm1``, a GCP full
+    name in ``instances/vm1`` and ``vm1``), the id itself included. `same_resource(l, r)` holds
+    exactly when r's key is one of l's tails or l's key one of r's tails, so the pairs are two
+    hash joins of tails against keys: the work is the number of ids times their delimiters,
+    never left ids x right ids."""
+    return f"""(
+  WITH RECURSIVE
+  sr_left AS (SELECT DISTINCT id, lower(id) AS k FROM ({left}) WHERE id IS NOT NULL),
+  sr_right AS (SELECT DISTINCT id, lower(id) AS k FROM ({right}) WHERE id IS NOT NULL),
+  sr_left_keys AS (SELECT DISTINCT k FROM sr_left),
+  sr_right_keys AS (SELECT DISTINCT k FROM sr_right),
+  {_tails('sr_left_keys', 'sr_left_tails')},
+  {_tails('sr_right_keys', 'sr_right_tails')},
+  sr_key_pairs AS (
+    SELECT t.k AS left_key, r.k AS right_key FROM sr_left_tails t JOIN sr_right_keys r ON r.k = t.tail
+    UNION
+    SELECT l.k AS left_key, t.k AS right_key FROM sr_right_tails t JOIN sr_left_keys l ON l.k = t.tail
+  )
+  SELECT l.id AS left_id, r.id AS right_id
+  FROM sr_key_pairs p JOIN sr_left l ON l.k = p.left_key JOIN sr_right r ON r.k = p.right_key
+)"""
 
 
 def money(expr: str) -> str:

@@ -22,7 +22,7 @@ without either, the finding is reported without a saving.
 from __future__ import annotations
 
 from .contract import Finding, Need, Param, Rule, RuleContext
-from .sqlparts import WINDOW, provider_key, same_resource, storage_volume_line
+from .sqlparts import WINDOW, provider_key, same_resource_pairs, storage_volume_line
 
 RULE = Rule(
     id="storage_duplicate_content",
@@ -90,14 +90,18 @@ scope_bytes AS (
   SELECT provider, coalesce(storage_account, bucket) AS billing_name, CAST(sum(size_bytes) AS BIGINT) AS inventoried_bytes
   FROM storage_objects GROUP BY 1, 2
 ),
+billed_names AS (  -- (billed resource id, inventoried name) pairs that name the same bucket or account
+  SELECT * FROM {same_resource_pairs(f"SELECT ResourceId AS id FROM current_line_items WHERE {WINDOW}",
+                                     'SELECT billing_name AS id FROM per_location')}
+),
 billed AS (
   SELECT n.provider, n.billing_name, li.BillingAccountId AS account, any_value(li.SubAccountId) AS sub_account,
          max(li.RegionId) AS billed_region, li.BillingCurrency AS currency, li.BillingPeriodStart AS period,
          CAST(sum(li.$COST) AS DECIMAL(38,12)) AS storage_cost
   FROM current_line_items li
+  JOIN billed_names b ON b.left_id = li.ResourceId
   JOIN (SELECT DISTINCT provider, billing_name FROM per_location) n
-    ON {provider_key('li.ProviderName')} = {provider_key('n.provider')}
-   AND {same_resource('li.ResourceId', 'n.billing_name')}
+    ON n.billing_name = b.right_id AND {provider_key('li.ProviderName')} = {provider_key('n.provider')}
   WHERE {WINDOW.replace('BillingPeriodStart', 'li.BillingPeriodStart')} AND {storage_volume_line('li')}
     AND li.ChargeCategory IN ('Usage', 'Credit')
   GROUP BY n.provider, n.billing_name, li.BillingAccountId, li.BillingCurrency, li.BillingPeriodStart

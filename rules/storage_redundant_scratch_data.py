@@ -17,7 +17,7 @@ multi-region). Costs are the resource's, in its latest billing period in the win
 from __future__ import annotations
 
 from .contract import Finding, Need, Param, Rule, RuleContext
-from .sqlparts import WINDOW, storage_volume_line, tag_pairs, tags_match
+from .sqlparts import WINDOW, pairs_match, storage_volume_line, tag_sets
 
 RULE = Rule(
     id="storage_redundant_scratch_data",
@@ -73,13 +73,13 @@ classified AS (
     END AS redundancy
   FROM keys
 ),
-rebuildable AS (  -- distinct tag sets that mark data as rebuildable, and the tag that does
-  SELECT Tags,
-         list_filter({tag_pairs('Tags')}, lambda p: list_contains(
+rebuildable AS (  -- distinct tag sets (parsed once each, `tag_sets`) that mark data as rebuildable, and the tag
+  SELECT tags_text,
+         list_filter(pairs, lambda p: list_contains(
            flatten(list_transform($tag_keys, lambda k: list_transform($tag_values, lambda v: lower(k) || '=' || lower(v)))), p)
          )[1] AS matched_tag
-  FROM (SELECT DISTINCT Tags FROM current_line_items WHERE {WINDOW} AND Tags IS NOT NULL)
-  WHERE {tags_match('Tags', 'tag_keys', 'tag_values')}
+  FROM $TAG_SETS
+  WHERE {pairs_match('pairs', 'tag_keys', 'tag_values')}
 ),
 lines AS (
   SELECT li.ProviderName AS provider, li.BillingAccountId AS account, li.SubAccountId AS sub_account,
@@ -88,7 +88,7 @@ lines AS (
          li.ResourceId IS NULL AS no_resource_id, c.redundancy, CAST(li.$COST AS DECIMAL(38,12)) AS cost,
          t.matched_tag
   FROM current_line_items li
-  JOIN rebuildable t ON CAST(t.Tags AS VARCHAR) = CAST(li.Tags AS VARCHAR)
+  JOIN rebuildable t ON t.tags_text = CAST(li.Tags AS VARCHAR)
   JOIN classified c ON c.redundancy IS NOT NULL
    AND c.ServiceName IS NOT DISTINCT FROM li.ServiceName AND c.ServiceCategory IS NOT DISTINCT FROM li.ServiceCategory
    AND c.x_UsageType IS NOT DISTINCT FROM li.x_UsageType AND c.x_Operation IS NOT DISTINCT FROM li.x_Operation
@@ -143,4 +143,4 @@ WHERE cost > 0
 
 def evaluate(ctx: RuleContext) -> list[Finding]:
     """Resources tagged reproducible or scratch that pay for replication or geo-redundancy."""
-    return ctx.findings(SQL.replace("$COST", ctx.cost))
+    return ctx.findings(SQL.replace("$COST", ctx.cost).replace("$TAG_SETS", tag_sets(ctx)))

@@ -96,6 +96,44 @@ def test_audit_prints_findings_by_saving_with_evidence_and_stores_the_run(audite
     con.close()
 
 
+def test_audit_prints_the_top_of_each_currency_and_stores_every_finding(audited_store):
+    result = invoke(audited_store, "--top", "2")
+    assert result.exit_code == 0, result.output
+    out = result.output
+    assert "the 2 largest of each currency" in out
+    # the two largest savings (150.00, 7.50) with their evidence; the other two only counted
+    assert "150.00" in out and "saving 7.50 USD of 7.50 in scope" in out
+    assert out.count("  evidence: ") == 2 and "saving 5.00 USD" not in out and "saving 3.20 USD" not in out
+    assert "Estimated monthly saving, open findings: 165.70 USD (4 findings)" in out  # totals over every finding
+    assert "2 more open findings in latest_findings (2 USD); --top N or --all prints them" in out
+    con = connect(audited_store)
+    assert con.execute("SELECT count(*) FROM latest_findings WHERE status = 'open'").fetchall() == [(4,)]
+    con.close()
+
+    result = invoke(audited_store, "--top", "2", "--all")
+    assert result.exit_code == 0, result.output
+    assert result.output.count("  evidence: ") == 4 and "more open findings" not in result.output
+    assert "Estimated monthly saving, open findings: 165.70 USD\n" in result.output
+    default = invoke(audited_store).output  # 50 of each currency: all four here
+    assert default.count("  evidence: ") == 4 and "more open findings" not in default
+
+
+def test_audit_top_limits_the_suppressed_table_too(audited_store, tmp_path):
+    config = tmp_path / "costaudit.toml"
+    snapshots = ("arn:aws:ec2:us-east-1:111122223333:snapshot/snap-0aaa", "arn:aws:rds:us-east-1:111122223333:db:orders",
+                 "/subscriptions/0a1b2c3d-0000-4000-8000-000000000001/resourceGroups/rg-db/providers/"
+                 "Microsoft.Compute/snapshots/snap-db-2023")
+    config.write_text(
+        "".join(f'[[suppress]]\nrule = "storage_aged_snapshots"\nresource = "{r}"\nreason = "kept for the auditors"\n'
+                for r in snapshots),
+        encoding="utf-8",
+    )
+    result = invoke(audited_store, "--config", str(config), "--top", "1", "--no-evidence")
+    assert result.exit_code == 0, result.output
+    assert "Suppressed (still listed)" in result.output
+    assert "2 more suppressed findings in latest_findings (2 USD)" in result.output
+
+
 def test_fingerprint_is_rule_provider_account_resource():
     expected = hashlib.sha256("\x1f".join(["r", "aws", "111", "i-1"]).encode()).hexdigest()
     assert fingerprint("r", "AWS", "111", "i-1") == expected

@@ -2,7 +2,8 @@
 
 `audit` brings the analysis up to date, runs every rule over the billing window, stores the run
 and prints its findings sorted by estimated monthly saving, each with the evidence a person
-needs to check the estimate by hand. `import` reads inputs beyond billing (utilisation metrics,
+needs to check the estimate by hand: the top 50 per currency by default (``--top N``, ``--all``),
+with the totals over every finding; the rest are in the store (``latest_findings``). `import` reads inputs beyond billing (utilisation metrics,
 storage inventories) from files until their connectors exist.
 
 Both expect ``ctx.obj["db"]`` (the store path), as `costaudit.cli.main` sets it.
@@ -21,6 +22,7 @@ from costaudit.errors import CostauditError
 from costaudit.store import connect
 
 CENT = Decimal("0.01")
+DEFAULT_TOP = 50
 
 
 def _console() -> Console:
@@ -62,16 +64,23 @@ def _run_analysis(con, config_path: Path | None) -> str:
 )
 @click.option("--rule", "only", multiple=True, help="Run only this rule id (repeatable).")
 @click.option("--evidence/--no-evidence", default=True, help="Print each finding's evidence (default: on).")
+@click.option(
+    "--top", type=click.IntRange(min=0), default=DEFAULT_TOP, show_default=True,
+    help="Print the N largest findings of each currency (per table); all are stored.",
+)
+@click.option("--all", "print_all", is_flag=True, help="Print every finding (overrides --top).")
 @click.pass_context
 def audit(
-    ctx: click.Context, since: str | None, until: str | None, config_path: Path | None, only: tuple[str, ...], evidence: bool
+    ctx: click.Context, since: str | None, until: str | None, config_path: Path | None, only: tuple[str, ...],
+    evidence: bool, top: int, print_all: bool,
 ) -> None:
     """Run the analysis and every rule; print findings sorted by estimated monthly saving.
 
-    Each finding has a fingerprint that stays the same across runs (rule, provider, billing
-    account, resource): use it in costaudit.toml to suppress a finding with a reason.
-    Findings are stored with the run (tables runs, findings; views latest_findings,
-    findings_changes).
+    Prints the largest findings of each currency (--top, default 50; --all for every one) and
+    the totals over all of them. Each finding has a fingerprint that stays the same across runs
+    (rule, provider, billing account, resource): use it in costaudit.toml to suppress a finding
+    with a reason. Every finding is stored with the run (tables runs, findings; views
+    latest_findings, findings_changes).
     """
     from costaudit.rules.config import load_rules_config
     from costaudit.rules.runner import run_audit
@@ -83,7 +92,7 @@ def audit(
         report = run_audit(con, config, since=since, until=until, only=only)
     finally:
         con.close()
-    print_audit(report, note, evidence)
+    print_audit(report, note, evidence, top=None if print_all else top)
     failed = report.rules_with("error")
     if failed:
         raise CostauditError(
@@ -102,8 +111,49 @@ def _evidence_line(evidence: dict) -> str:
     return "; ".join(parts)
 
 
-def print_audit(report, note: str, evidence: bool = True) -> None:
-    """The run's findings by saving, then suppressed, not assessed and per-rule status."""
+def _top_per_currency(items: list, key, top: int | None) -> tuple[list, dict[str, int]]:
+    """The first `top` of each currency (all when None) after sorting by currency then `key`,
+    and how many were left out per currency."""
+    ordered = sorted(items, key=lambda a: (a.finding.currency or "~", *key(a)))
+    if top is None:
+        return ordered, {}
+    shown, seen, hidden = [], {}, {}
+    for applied in ordered:
+        currency = applied.finding.currency or "no currency"
+        seen[currency] = seen.get(currency, 0) + 1
+        if seen[currency] <= top:
+            shown.append(applied)
+        else:
+            hidden[currency] = hidden.get(currency, 0) + 1
+    return shown, hidden
+
+
+def _more_line(console: Console, what: str, hidden: dict[str, int]) -> None:
+    """'N more in latest_findings' for a table that printed only the top of each currency."""
+    if not hidden:
+        return
+    per_currency = ", ".join(f"{n:,} {currency}" for currency, n in sorted(hidden.items()))
+    console.print(
+        f"{sum(hidden.values()):,} more {what} in latest_findings ({per_currency}); --top N or --all prints them",
+        markup=False,
+    )
+
+
+def _by_saving(applied) -> tuple:
+    f = applied.finding
+    return (f.estimated_monthly_saving is None, -(f.estimated_monthly_saving or 0), f.rule_id, applied.fingerprint)
+
+
+def _by_cost(applied) -> tuple:
+    f = applied.finding
+    return (f.monthly_cost_in_scope is None, -(f.monthly_cost_in_scope or 0), f.rule_id, applied.fingerprint)
+
+
+def print_audit(report, note: str, evidence: bool = True, top: int | None = DEFAULT_TOP) -> None:
+    """The run's findings by saving, then suppressed, not assessed and per-rule status.
+
+    Each table lists the `top` largest of each currency (every finding when None) and says how
+    many more are in ``latest_findings``; the saving totals cover every open finding."""
     console = _console()
     window = report.window
     span = f"{report.periods[0]} to {report.periods[-1]}" if report.periods else "no billing periods"
@@ -115,14 +165,16 @@ def print_audit(report, note: str, evidence: bool = True) -> None:
     console.print(note, markup=False)
     open_findings = [f for f in report.findings if f.status == "open"]
     # Amounts in different currencies are not compared: one block per currency, by saving within it.
-    open_findings.sort(key=lambda a: (a.finding.currency or "~", a.finding.estimated_monthly_saving is None,
-                                      -(a.finding.estimated_monthly_saving or 0), a.finding.rule_id, a.fingerprint))
-    table = Table(title="Findings by estimated monthly saving (per currency)", title_justify="left")
+    shown, hidden = _top_per_currency(open_findings, _by_saving, top)
+    title = "Findings by estimated monthly saving (per currency)"
+    if top is not None:
+        title += f", the {top} largest of each currency"
+    table = Table(title=title, title_justify="left")
     for header in ("saving/month", "currency", "rule", "severity", "provider", "account", "resource", "period",
                    "fingerprint", "summary"):
         table.add_column(header, justify="right" if header == "saving/month" else "left", overflow="fold")
     severity = {o.rule.id: o.rule.rule.severity for o in report.outcomes}
-    for applied in open_findings:
+    for applied in shown:
         f = applied.finding
         table.add_row(
             _money(f.estimated_monthly_saving), f.currency or "", f.rule_id, severity.get(f.rule_id, ""), f.provider,
@@ -131,15 +183,22 @@ def print_audit(report, note: str, evidence: bool = True) -> None:
         )
     console.print(table)
     totals: dict[str, Decimal] = {}
+    counts: dict[str, int] = {}
     for applied in open_findings:
         f = applied.finding
         if f.estimated_monthly_saving is not None and f.currency:
             totals[f.currency] = totals.get(f.currency, Decimal(0)) + f.estimated_monthly_saving
+            counts[f.currency] = counts.get(f.currency, 0) + 1
     for currency, total in sorted(totals.items()):
-        console.print(f"Estimated monthly saving, open findings: {_money(total)} {currency}", markup=False)
-    if evidence and open_findings:
+        console.print(
+            f"Estimated monthly saving, open findings: {_money(total)} {currency}"
+            + (f" ({counts[currency]:,} findings)" if hidden else ""),
+            markup=False,
+        )
+    _more_line(console, "open findings", hidden)
+    if evidence and shown:
         console.print("\nEvidence", style="bold")
-        for applied in open_findings:
+        for applied in shown:
             f = applied.finding
             console.print(f"[{applied.fingerprint[:12]}] {f.rule_id} {f.resource_id}", markup=False)
             console.print(f"  {f.summary}", markup=False)
@@ -153,25 +212,29 @@ def print_audit(report, note: str, evidence: bool = True) -> None:
                 console.print(f"  note: {applied.suppression_note}", markup=False)
     suppressed = [f for f in report.findings if f.status == "suppressed"]
     if suppressed:
+        shown_suppressed, hidden_suppressed = _top_per_currency(suppressed, _by_saving, top)
         table = Table(title="Suppressed (still listed)", title_justify="left")
         for header in ("saving/month", "currency", "rule", "resource", "fingerprint", "reason", "expires"):
             table.add_column(header, overflow="fold")
-        for applied in suppressed:
+        for applied in shown_suppressed:
             f = applied.finding
             table.add_row(_money(f.estimated_monthly_saving), f.currency or "", f.rule_id, f.resource_id,
                           applied.fingerprint[:12], applied.suppression_reason or "",
                           str(applied.suppression_expires or ""))
         console.print(table)
+        _more_line(console, "suppressed findings", hidden_suppressed)
     not_assessed = [f for f in report.findings if f.status == "not_assessed"]
     if not_assessed:
+        shown_not_assessed, hidden_not_assessed = _top_per_currency(not_assessed, _by_cost, top)
         table = Table(title="Not assessed (no verdict: missing metrics or catalogue data)", title_justify="left")
         for header in ("rule", "provider", "account", "resource", "cost in scope", "currency", "reason"):
             table.add_column(header, overflow="fold")
-        for applied in not_assessed:
+        for applied in shown_not_assessed:
             f = applied.finding
             table.add_row(f.rule_id, f.provider, f.billing_account_id or "", f.resource_id,
                           _money(f.monthly_cost_in_scope), f.currency or "", f.summary)
         console.print(table)
+        _more_line(console, "findings not assessed", hidden_not_assessed)
     table = Table(title="Rules", title_justify="left")
     for header in ("rule", "family", "status", "findings", "reason"):
         table.add_column(header, overflow="fold")
