@@ -170,3 +170,10 @@ def test_brackets_in_a_message_are_printed_not_swallowed(cli, tmp_path):
     path = tmp_path / "[bold]report[red].csv"
     path.write_text("name,colour\nwidget,blue\n")
     _fails_cleanly(cli("load", str(path)), "[bold]report[red].csv")
+
+
+def test_a_billing_currency_that_is_not_a_code_is_refused(cli, loaded, tmp_path):
+    before = loaded()
+    path = write(tmp_path / "currency.csv", [row(currency="[red]x[/]")])
+    _fails_cleanly(cli("load", str(path)), "currency.csv", "is not a currency code")
+    assert loaded() == before

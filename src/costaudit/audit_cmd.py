@@ -20,6 +20,7 @@ from rich.table import Table
 
 from costaudit.errors import CostauditError
 from costaudit.store import connect
+from costaudit.textout import add_literal_row
 
 CENT = Decimal("0.01")
 DEFAULT_TOP = 50
@@ -176,7 +177,7 @@ def print_audit(report, note: str, evidence: bool = True, top: int | None = DEFA
     severity = {o.rule.id: o.rule.rule.severity for o in report.outcomes}
     for applied in shown:
         f = applied.finding
-        table.add_row(
+        add_literal_row(table,
             _money(f.estimated_monthly_saving), f.currency or "", f.rule_id, severity.get(f.rule_id, ""), f.provider,
             f.billing_account_id or "", f.resource_id, f"{f.billing_period:%Y-%m}" if f.billing_period else "",
             applied.fingerprint[:12], f.summary,
@@ -218,7 +219,7 @@ def print_audit(report, note: str, evidence: bool = True, top: int | None = DEFA
             table.add_column(header, overflow="fold")
         for applied in shown_suppressed:
             f = applied.finding
-            table.add_row(_money(f.estimated_monthly_saving), f.currency or "", f.rule_id, f.resource_id,
+            add_literal_row(table, _money(f.estimated_monthly_saving), f.currency or "", f.rule_id, f.resource_id,
                           applied.fingerprint[:12], applied.suppression_reason or "",
                           str(applied.suppression_expires or ""))
         console.print(table)
@@ -231,7 +232,7 @@ def print_audit(report, note: str, evidence: bool = True, top: int | None = DEFA
             table.add_column(header, overflow="fold")
         for applied in shown_not_assessed:
             f = applied.finding
-            table.add_row(f.rule_id, f.provider, f.billing_account_id or "", f.resource_id,
+            add_literal_row(table, f.rule_id, f.provider, f.billing_account_id or "", f.resource_id,
                           _money(f.monthly_cost_in_scope), f.currency or "", f.summary)
         console.print(table)
         _more_line(console, "findings not assessed", hidden_not_assessed)
@@ -239,7 +240,7 @@ def print_audit(report, note: str, evidence: bool = True, top: int | None = DEFA
     for header in ("rule", "family", "status", "findings", "reason"):
         table.add_column(header, overflow="fold")
     for outcome in report.outcomes:
-        table.add_row(outcome.rule.id, outcome.rule.rule.family, outcome.status, str(len(outcome.findings)),
+        add_literal_row(table, outcome.rule.id, outcome.rule.rule.family, outcome.status, str(len(outcome.findings)),
                       outcome.reason or "")
     console.print(table)
     for suppression in report.expired:
@@ -276,7 +277,7 @@ def import_metrics_cmd(ctx: click.Context, paths: tuple[str, ...]) -> None:
     for header in ("metric", "samples", "first", "last"):
         table.add_column(header)
     for metric, (count, first, last) in report.by_metric.items():
-        table.add_row(metric, str(count), f"{first:%Y-%m-%d %H:%M}", f"{last:%Y-%m-%d %H:%M}")
+        add_literal_row(table, metric, str(count), f"{first:%Y-%m-%d %H:%M}", f"{last:%Y-%m-%d %H:%M}")
     console.print(table)
     for warning in report.warnings:
         console.print(f"warning: {warning}", markup=False)
@@ -306,7 +307,7 @@ def import_inventory_cmd(
     for header in ("location", "objects", "bytes"):
         table.add_column(header, justify="right" if header != "location" else "left")
     for location, (objects, size) in report.locations.items():
-        table.add_row(location, str(objects), f"{size:,}")
+        add_literal_row(table, location, str(objects), f"{size:,}")
     console.print(table)
     for path, reason in report.skipped:
         console.print(f"skipped {path}: {reason}", markup=False)

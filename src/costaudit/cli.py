@@ -18,6 +18,7 @@ from costaudit.errors import CostauditError
 from costaudit.loader import LoadReport, load_paths
 from costaudit.progress import setup_logging
 from costaudit.store import connect, default_db_path
+from costaudit.textout import add_literal_row
 
 CENT = Decimal("0.01")
 err_console = Console(stderr=True)
@@ -115,10 +116,10 @@ def print_load_report(report: LoadReport) -> None:
                    "difference", "rows", "export", "action"):
         table.add_column(header, justify="right" if header in {"source total", "stored total", "difference", "rows"} else "left")
     for part in sorted(report.partitions, key=lambda p: (p.provider, p.billing_account_id, p.billing_period_start)):
-        table.add_row(
-            escape(part.provider), escape(part.billing_account_id), f"{part.billing_period_start:%Y-%m}", part.currency, part.basis,
+        add_literal_row(table,
+            part.provider, part.billing_account_id, f"{part.billing_period_start:%Y-%m}", part.currency, part.basis,
             _exact(part.source_total), _exact(part.stored_total), _exact(part.difference), str(part.rows),
-            escape(part.source_export), part.action,
+            part.source_export, part.action,
         )
     console.print(table)
     if not report.changed:
@@ -139,8 +140,8 @@ def print_spend_summary(con) -> None:
     for header in ("provider", "export", "period", "currency", "service category", "billed cost", "effective cost", "rows"):
         table.add_column(header, justify="right" if header in {"billed cost", "effective cost", "rows"} else "left")
     for provider, export, period, currency, category, billed, effective, count in rows:
-        table.add_row(
-            escape(provider), escape(export), period, escape(currency), escape(category),
+        add_literal_row(table,
+            provider, export, period, currency, category,
             _money(billed), _money(effective), str(count),
         )
     _console().print(table)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -30,6 +31,8 @@ from costaudit.errors import CostauditError, InputError, ReconciliationError
 from costaudit.faults import pause_point
 
 TOLERANCE = Decimal("0.01")
+# ISO 4217 codes are three letters; a two-letter code (seen in Microsoft's test exports) is let through.
+CURRENCY_CODE = re.compile(r"[A-Za-z]{2,3}")
 
 
 @dataclass
@@ -251,6 +254,8 @@ def _check_totals(delivery: deliveries.Delivery, totals: list[tuple]) -> None:
             raise InputError(label, "rows without a billing period (expected a parsable billing period start)")
         if currency is None:
             raise InputError(label, "rows without a billing currency (expected an ISO 4217 code)")
+        if not CURRENCY_CODE.fullmatch(currency):
+            raise InputError(label, f"billing currency {currency!r} is not a currency code (expected e.g. USD, EUR)")
         currencies.setdefault((provider, account, period), set()).add(currency)
     for (provider, account, period), found in currencies.items():
         if len(found) > 1:

@@ -15,13 +15,13 @@ from pathlib import Path
 
 import click
 from rich.console import Console
-from rich.markup import escape
 from rich.table import Table
 
 from costaudit.config import FAIL_ON, load_config, report_settings, run_settings
 from costaudit.errors import CostauditError
 from costaudit.progress import Steps, stderr_is_terminal
 from costaudit.runjob import Change, RunOutcome, run_job, run_window
+from costaudit.textout import add_literal_row
 
 log = logging.getLogger(__name__)
 CENT = Decimal("0.01")
@@ -171,9 +171,10 @@ def _changes(console: Console, title: str, changes: list[Change], limit: int = 2
     for header in ("saving/month", "currency", "rule", "severity", "resource", "fingerprint", "summary"):
         table.add_column(header, justify="right" if header == "saving/month" else "left", overflow="fold")
     for change in changes[:limit]:
-        table.add_row(*(escape(cell) for cell in (
-            _money(change.saving), change.currency or "", change.rule_id, change.severity, change.resource_id,
-            change.fingerprint[:12], change.summary)))
+        add_literal_row(
+            table, _money(change.saving), change.currency or "", change.rule_id, change.severity,
+            change.resource_id, change.fingerprint[:12], change.summary,
+        )
     console.print(table)
     if len(changes) > limit:
         console.print(f"... and {len(changes) - limit} more (see the findings_changes view)", markup=False)
