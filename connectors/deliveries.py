@@ -174,10 +174,11 @@ def _read_json(path: Path, file: SourceFile) -> dict:
             import gzip
 
             with gzip.open(path, "rt", encoding="utf-8-sig") as handle:
-                return json.load(handle)
-        with path.open(encoding="utf-8-sig") as handle:
-            value = json.load(handle)
-    except (ValueError, OSError) as exc:
+                value = json.load(handle)
+        else:
+            with path.open(encoding="utf-8-sig") as handle:
+                value = json.load(handle)
+    except (ValueError, OSError, EOFError) as exc:
         raise InputError(str(path), f"invalid JSON ({exc}); expected a manifest or newline-delimited rows") from None
     if not isinstance(value, dict):
         return {}

@@ -4,6 +4,14 @@ InputError, never a traceback and never partial data.
 Each example starts from a real export (a bundled fixture or a shared sample) and damages it:
 truncation, wrong types in a column, extra or missing columns, huge tag maps, non-UTF-8 bytes,
 a byte-order mark, CRLF line ends, quoted newlines.
+
+Reader families: FOCUS, Azure EA and MCA, AWS CUR (legacy) and CUR 2.0 (Data Exports) as CSV, the
+Google Cloud export flattened to CSV, and the Google Cloud export as JSON lines (the BigQuery
+NDJSON shape, with nested records and repeated fields), which has its own damage: records cut
+short, fields of the wrong JSON type, missing or extra fields in some records only, huge label
+lists, raw line breaks inside strings, lines that are not JSON, a JSON array instead of lines.
+Parquet inputs are typed, so their damage (a corrupt or truncated file) is in
+tests/test_bad_input.py::test_corrupt_parquet.
 """
 
 from __future__ import annotations
@@ -11,6 +19,7 @@ from __future__ import annotations
 import csv
 import gzip
 import io
+import json
 from decimal import Decimal
 from pathlib import Path
 
@@ -31,7 +40,10 @@ SOURCES = {
     "azure-mca": FIXTURES / "azure" / "mca_actual_eur.csv",
     "gcp-flat": FIXTURES / "gcp-shapes" / "detailed_export_flat.csv",
     "aws-cur": SAMPLES / "focus-converters" / "sample-anonymous-aws-export-dataset.csv",
+    "aws-cur2": FIXTURES / "aws" / "data-exports" / "emea-cur2-csv" / "data" / "BILLING_PERIOD=2024-01"
+    / "emea-cur2-csv-00001.csv.gz",  # read decompressed, then damaged (and maybe gzipped again)
 }
+JSON_LINES = FIXTURES / "gcp-shapes" / "detailed_export.ndjson"
 
 DAMAGE = st.sampled_from(
     ["truncate", "wrong_type", "extra_column", "drop_column", "huge_tags", "bad_utf8", "bom", "crlf",
@@ -40,7 +52,8 @@ DAMAGE = st.sampled_from(
 
 
 def _rows(path: Path) -> list[list[str]]:
-    with path.open(newline="", encoding="utf-8-sig") as handle:
+    opener = gzip.open if path.name.endswith(".gz") else open
+    with opener(path, "rt", newline="", encoding="utf-8-sig") as handle:
         return list(csv.reader(handle))
 
 
@@ -96,11 +109,133 @@ def _damage(rows: list[list[str]], how: str, data: st.DataObject) -> bytes:
     raise AssertionError(how)
 
 
+JSON_DAMAGE = st.sampled_from(
+    ["truncate", "wrong_type", "extra_field", "drop_field", "huge_labels", "bad_utf8", "bom", "crlf",
+     "escaped_newline", "raw_newline", "not_json_line", "blank_lines", "duplicate_lines", "json_array",
+     "labels_as_object", "numbers_as_text", "null_record_fields"]
+)
+JSON_FIELDS = ["cost", "currency", "usage_start_time", "usage_end_time", "invoice", "service", "sku", "labels",
+               "credits", "usage", "project", "location", "billing_account_id", "cost_type", "resource", "price"]
+WRONG_VALUES = ["abc", 1.5, -0.0, True, None, [], {}, [1, 2], {"month": 202405}, "2024-13-45 00:00:00 UTC",
+                "1e999999", "NaN", "", "0,5"]
+
+
+def _lines(records: list[dict]) -> bytes:
+    return "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records).encode("utf-8")
+
+
+def _damage_json(records: list[dict], how: str, data: st.DataObject) -> bytes:
+    """JSON-lines damage: `records` are the export's parsed lines (each a nested record)."""
+    records = records[: data.draw(st.integers(min_value=1, max_value=min(len(records), 30)), label="records kept")]
+    target = data.draw(st.integers(min_value=0, max_value=len(records) - 1), label="record")
+    field = data.draw(st.sampled_from(JSON_FIELDS), label="field")
+    every = data.draw(st.booleans(), label="in every record")
+    chosen = records if every else [records[target]]
+    if how == "truncate":
+        raw = _lines(records)
+        return raw[: data.draw(st.integers(min_value=1, max_value=len(raw) - 1), label="cut at")]
+    if how == "wrong_type":
+        value = data.draw(st.sampled_from(WRONG_VALUES), label="value")
+        for r in chosen:
+            r[field] = value
+    elif how == "extra_field":
+        for r in chosen:
+            r["x_unexpected"] = {"nested": [1, "two", None]}
+    elif how == "drop_field":
+        for r in chosen:
+            r.pop(field, None)
+    elif how == "huge_labels":
+        for r in chosen:
+            r["labels"] = [{"key": f"k{i}", "value": "v" * 50} for i in range(2000)]
+    elif how == "labels_as_object":
+        for r in chosen:
+            r["labels"] = {"team": "ml"}
+    elif how == "numbers_as_text":  # BigQuery's JSON export writes NUMERIC and INT64 values as strings
+        for r in chosen:
+            r["cost"] = str(r.get("cost"))
+            for credit in r.get("credits") or []:
+                credit["amount"] = str(credit.get("amount"))
+    elif how == "null_record_fields":
+        for r in chosen:
+            r[field] = None
+    elif how == "escaped_newline":
+        for r in chosen:
+            if isinstance(r.get("sku"), dict):
+                r["sku"]["description"] = f"{r['sku'].get('description')}\nsecond line"
+    raw = _lines(records)
+    if how == "bad_utf8":
+        at = data.draw(st.integers(min_value=0, max_value=len(raw) - 1), label="byte")
+        return raw[:at] + b"\xff\xfe\x80" + raw[at:]
+    if how == "bom":
+        return b"\xef\xbb\xbf" + raw
+    if how == "crlf":
+        return raw.replace(b"\n", b"\r\n")
+    if how == "raw_newline":  # a line break inside a string: the record is split over two lines
+        line = _lines([records[target]])
+        broken = line.replace(b'"currency":"', b'"currency":"\n', 1)
+        return raw.replace(line, broken if broken != line else line[: len(line) // 2] + b"\n" + line[len(line) // 2:], 1)
+    if how == "not_json_line":
+        lines = raw.splitlines(keepends=True)
+        lines.insert(target, data.draw(st.sampled_from([b"not json\n", b"billing_account_id,cost\n", b"{\n", b"[]\n"]),
+                                       label="line"))
+        return b"".join(lines)
+    if how == "blank_lines":
+        return raw.replace(b"\n", b"\n\n", 3)
+    if how == "duplicate_lines":
+        lines = raw.splitlines(keepends=True)
+        return b"".join(lines + lines[: target + 1])
+    if how == "json_array":
+        return json.dumps(records).encode()
+    return raw
+
+
 def _state(con):
     return (
         con.execute("SELECT count(*), coalesce(sum(BilledCost), 0) FROM line_items").fetchone(),
         con.execute("SELECT count(*) FROM loads").fetchone()[0],
     )
+
+
+def _load_and_check(folder: Path, damaged: Path) -> None:
+    """Load `damaged` into a fresh store: a reconciled load, or one clear error and an untouched store."""
+    con = connect(folder / "store.duckdb")
+    try:
+        before = _state(con)
+        assert before == ((0, Decimal(0)), 0)
+        try:
+            report = load_paths(con, [str(damaged)])
+        except CostauditError as exc:
+            message = str(exc)
+            assert "\n" not in message.strip() and str(damaged) in message, message
+            assert _state(con) == before, "a failed load must leave the store as it was"
+            return
+        assert report.partitions
+        for part in report.partitions:
+            assert abs(part.difference) <= Decimal("0.01")
+        assert _state(con)[0][0] == sum(p.rows for p in report.partitions)
+    finally:
+        con.close()
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(how=JSON_DAMAGE, data=st.data())
+def test_damaged_json_lines_load_correctly_or_fail_clearly(how, data, tmp_path_factory):
+    records = [json.loads(line) for line in JSON_LINES.read_text(encoding="utf-8").splitlines() if line.strip()]
+    payload = _damage_json(records, how, data)
+    if data.draw(st.booleans(), label="gzip"):
+        payload = gzip.compress(payload, mtime=0)
+    folder = tmp_path_factory.mktemp("fuzz-jsonl")
+    damaged = folder / "export.ndjson"
+    damaged.write_bytes(payload)
+    _load_and_check(folder, damaged)
+
+
+@pytest.mark.parametrize("count", [0, 1, 3])
+def test_a_gzipped_json_array_is_one_clear_error(count, tmp_path):
+    record = json.loads(JSON_LINES.read_text(encoding="utf-8").splitlines()[0])
+    damaged = tmp_path / "export.json.gz"
+    damaged.write_bytes(gzip.compress(json.dumps([record] * count).encode(), mtime=0))
+    _load_and_check(tmp_path, damaged)
 
 
 @pytest.mark.parametrize("source", sorted(SOURCES))
@@ -116,21 +251,4 @@ def test_damaged_export_loads_correctly_or_fails_clearly(source, how, data, tmp_
         payload = gzip.compress(payload, mtime=0)
     damaged = folder / "export.csv"
     damaged.write_bytes(payload)
-    con = connect(folder / "store.duckdb")
-    try:
-        before = _state(con)
-        assert before == ((0, Decimal(0)), 0)
-        try:
-            report = load_paths(con, [str(damaged)])
-        except CostauditError as exc:
-            message = str(exc)
-            assert "\n" not in message.strip() and str(damaged) in message, message
-            assert _state(con) == before, "a failed load must leave the store as it was"
-            return
-        # loaded: every partition reconciled, and nothing beyond what the report counts
-        assert report.partitions
-        for part in report.partitions:
-            assert abs(part.difference) <= Decimal("0.01")
-        assert _state(con)[0][0] == sum(p.rows for p in report.partitions)
-    finally:
-        con.close()
+    _load_and_check(folder, damaged)

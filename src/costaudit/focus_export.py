@@ -11,6 +11,12 @@ first in the specification's order, then costaudit's ``x_`` columns unless ``--n
 CSV carries timestamps as ``YYYY-MM-DDTHH:MM:SSZ``, decimals as plain numbers, nulls as empty
 fields and key-value columns as JSON text; Parquet keeps DECIMAL(38,12) and UTC timestamps.
 
+CSV text is guarded against spreadsheet formulas, as every CSV costaudit writes: a text value a
+spreadsheet would run as a formula (``= + - @``, a tab or a line break first, or their full-width
+forms; `costaudit.reports.safe`) gets a leading apostrophe, and ``metadata.json`` counts those
+values under ``csv_formula_guard``. Amounts, timestamps and JSON columns are never changed.
+``--raw`` writes the text exactly as stored (for programs, not spreadsheets); Parquet is always exact.
+
 ``metadata.json`` also counts, under ``conformance_adjustments``, the exported rows each FOCUS
 conversion rule of the FOCUS reader changed (``costaudit.connectors.formats.focus_conformance``),
 so a consumer sees how much of the data is costaudit's conversion rather than the source's text.
@@ -38,7 +44,8 @@ from costaudit import __version__
 from costaudit.connectors.formats.focus_conformance import ADJUSTMENTS, RULES
 from costaudit.connectors.sql import quote_ident, quote_literal
 from costaudit.errors import CostauditError, UsageError
-from costaudit.schema import EXTRA_COLUMNS, FOCUS_COLUMNS, JSON, MONEY, QUANTITY, TS
+from costaudit.reports.safe import FORMULA_GUARD_PATTERN, spreadsheet_text_sql
+from costaudit.schema import EXTRA_COLUMNS, FOCUS_COLUMNS, JSON, MONEY, QUANTITY, STR, TS
 from costaudit.store import connect
 
 FOCUS_VERSION = "1.2"
@@ -50,8 +57,9 @@ COST_METRICS = ("BilledCost", "EffectiveCost", "ListCost", "ContractedCost")
 EXPORT_SUBCATEGORY_FROM_SERVICE = "ServiceSubcategory filled by the export from the service's other rows"
 EXPORT_SUBCATEGORY_OTHER = "ServiceSubcategory filled by the export with 'Other (<ServiceCategory>)'"
 _MONTH = re.compile(r"\d{4}-(0[1-9]|1[0-2])")
-# A stable row order, so that exporting the same store twice writes the same files.
-_ORDER = ", ".join(quote_ident(c) for c in (
+# A stable row order, so that exporting the same store twice writes the same files. Qualified, so
+# that rows sort by the stored values, not by their CSV rendering (text amounts, guarded text).
+_ORDER = ", ".join("ca_src." + quote_ident(c) for c in (
     "ProviderName", "BillingAccountId", "SubAccountId", "ChargePeriodStart", "ServiceName", "ChargeCategory",
     "ResourceId", "SkuPriceId", "ChargeDescription", "BilledCost", "EffectiveCost", "x_SourceFile",
 ))
@@ -77,8 +85,11 @@ def export_focus(
     since: str | None = None,
     until: str | None = None,
     extensions: bool = True,
+    raw: bool = False,
 ) -> ExportResult:
-    """Write the store's current line items as a FOCUS 1.2 dataset under ``out_dir/focus-1.2``."""
+    """Write the store's current line items as a FOCUS 1.2 dataset under ``out_dir/focus-1.2``.
+
+    CSV text values a spreadsheet would run as formulas get a leading apostrophe unless `raw`."""
     if file_format not in ("parquet", "csv"):
         raise UsageError(f"unknown export format {file_format!r}; expected parquet or csv")
     where = _filters(providers, since, until)
@@ -93,7 +104,8 @@ def export_focus(
     staging = _inside(root, root / f".{DATASET_DIR}.staging-{uuid.uuid4().hex[:8]}")
     staging.mkdir()
     try:
-        select = _select_list(file_format, extensions)
+        guard = file_format == "csv" and not raw
+        select = _select_list(file_format, extensions, guard)
         entries = []
         for (period,) in periods:
             relative = f"billing_period={period}/part-0.{file_format}"
@@ -107,6 +119,8 @@ def export_focus(
             )
             entries.append(_period_entry(con, source, period_where, period, relative))
         metadata = _metadata(con, source, where, entries, file_format, extensions, providers, since, until)
+        if file_format == "csv":
+            metadata["csv_formula_guard"] = _guard_note(con, source, where, extensions, guard)
         (staging / METADATA).write_text(json.dumps(metadata, indent=2) + "\n", encoding="utf-8")
         _swap_in(root, staging, dataset)
     except BaseException:
@@ -189,7 +203,7 @@ def _with_subcategory_fill(source: str, where: str) -> str:
         )"""
 
 
-def _column(name: str, sql_type: str, file_format: str) -> str:
+def _column(name: str, sql_type: str, file_format: str, guard: bool = False) -> str:
     ident = quote_ident(name)
     expr = ident
     if name == "ServiceSubcategory":
@@ -197,6 +211,9 @@ def _column(name: str, sql_type: str, file_format: str) -> str:
         # the category's own catch-all ("Other (<ServiceCategory>)") is the value the specification
         # provides for that case.
         expr = f"coalesce({ident}, ca__sub_fill, 'Other (' || ServiceCategory || ')')"
+    if guard and sql_type == STR:
+        # Tags and ids are whoever labelled a resource: never a formula when a person opens the CSV.
+        return f"{spreadsheet_text_sql(expr)} AS {ident}"
     if sql_type == JSON:
         return f"CAST({expr} AS VARCHAR) AS {ident}"
     if file_format == "csv" and sql_type == TS:
@@ -206,11 +223,25 @@ def _column(name: str, sql_type: str, file_format: str) -> str:
     return f"{expr} AS {ident}"
 
 
-def _select_list(file_format: str, extensions: bool) -> str:
+def _typed_columns(extensions: bool) -> list[tuple[str, str]]:
     columns = [(name, sql_type) for name, sql_type, _ in FOCUS_COLUMNS]
     if extensions:
         columns += [(name, sql_type) for name, sql_type, _ in EXTRA_COLUMNS]
-    return ", ".join(_column(name, sql_type, file_format) for name, sql_type in columns)
+    return columns
+
+
+def _select_list(file_format: str, extensions: bool, guard: bool = False) -> str:
+    return ", ".join(_column(name, sql_type, file_format, guard) for name, sql_type in _typed_columns(extensions))
+
+
+def _guard_note(con: duckdb.DuckDBPyConnection, source: str, where: str, extensions: bool, applied: bool) -> dict:
+    """metadata.json's ``csv_formula_guard``: whether CSV text was guarded, and how many exported
+    values start like a formula (prefixed with an apostrophe when applied, exact under --raw)."""
+    texts = [quote_ident(n) for n, sql_type in _typed_columns(extensions) if sql_type == STR]
+    pattern = quote_literal(FORMULA_GUARD_PATTERN)
+    flags = " + ".join(f"coalesce(regexp_matches({t}, {pattern}), false)::INTEGER" for t in texts)
+    [(values,)] = con.execute(f"SELECT coalesce(sum({flags}), 0) FROM {source} WHERE {where}").fetchall()
+    return {"applied": applied, "formula_like_values": int(values)}
 
 
 def exported_columns(extensions: bool = True) -> list[str]:
@@ -368,18 +399,22 @@ def export_group() -> None:
 @click.option("--until", default=None, help="Billing month to stop before, YYYY-MM (exclusive).")
 @click.option("--extensions/--no-extensions", default=True, show_default=True,
               help="Keep costaudit's x_ columns after the FOCUS 1.2 columns.")
+@click.option("--raw", is_flag=True,
+              help="CSV: write text exactly as stored. By default a text value a spreadsheet would run as a "
+                   "formula (starting with = + - @, a tab or a line break) gets a leading apostrophe.")
 @click.pass_context
 def focus_command(ctx: click.Context, out_dir: Path, file_format: str, providers: tuple[str, ...],
-                  since: str | None, until: str | None, extensions: bool) -> None:
+                  since: str | None, until: str | None, extensions: bool, raw: bool) -> None:
     """Write the store as a FOCUS 1.2 dataset: one file per billing period plus metadata.json.
 
     Writes only DIR/focus-1.2/. An earlier costaudit export there is replaced; a folder holding
-    anything else stops the export before it writes a byte.
+    anything else stops the export before it writes a byte. In CSV, text a spreadsheet would run
+    as a formula gets a leading apostrophe (counted in metadata.json) unless --raw.
     """
     con = connect(ctx.obj["db"], read_only=True)
     try:
         result = export_focus(con, out_dir, file_format=file_format, providers=providers, since=since,
-                              until=until, extensions=extensions)
+                              until=until, extensions=extensions, raw=raw)
     finally:
         con.close()
     meta = result.metadata
@@ -387,3 +422,7 @@ def focus_command(ctx: click.Context, out_dir: Path, file_format: str, providers
     for entry in meta["periods"]:
         amounts = ", ".join(f"{t['currency']} {t['BilledCost']}" for t in entry["totals"])
         click.echo(f"  {entry['file']}: {entry['rows']} rows, BilledCost {amounts}")
+    guard = meta.get("csv_formula_guard")
+    if guard and guard["applied"] and guard["formula_like_values"]:
+        click.echo(f"  {guard['formula_like_values']} text value(s) a spreadsheet would run as formulas start "
+                   "with an apostrophe (--raw writes them exactly)")

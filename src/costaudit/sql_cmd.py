@@ -9,6 +9,12 @@ line; statements that escape that guard because they write elsewhere (COPY, EXPO
 INSTALL/LOAD, ...) are refused before they run. Temporary objects (CREATE TEMP VIEW ...) live
 in memory and are allowed. Output files are written only at the path given with --out: into a
 temporary file in the same folder, then renamed over it.
+
+CSV output guards against spreadsheet formulas (the store's text is whoever tagged a resource):
+a text cell, or a column name, that a spreadsheet would run as a formula (it starts with
+``= + - @``, a tab or a line break, or their full-width forms) gets a leading apostrophe, as the
+CSV and XLSX reports do (`costaudit.reports.safe`). Numbers, dates and JSON output are never
+changed; ``--raw`` writes text exactly as stored, for programs that read the CSV.
 """
 
 from __future__ import annotations
@@ -27,8 +33,9 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from costaudit.connectors.sql import install_macros, quote_literal
+from costaudit.connectors.sql import install_macros, quote_ident, quote_literal
 from costaudit.errors import CostauditError, UsageError
+from costaudit.reports.safe import spreadsheet_text, spreadsheet_text_sql
 from costaudit.store import connect
 
 FORMATS = ("table", "csv", "json", "parquet")
@@ -78,8 +85,11 @@ def _console() -> Console:
               help="Write the result to this file (format from --format, else from its extension).")
 @click.option("--max-rows", type=click.IntRange(min=1), default=1000, show_default=True,
               help="Rows shown in table output (csv, json and parquet are never cut).")
+@click.option("--raw", is_flag=True,
+              help="CSV: write text exactly as stored. By default a text cell a spreadsheet would run as a "
+                   "formula (starting with = + - @, a tab or a line break) gets a leading apostrophe.")
 @click.pass_context
-def sql(ctx: click.Context, query: str | None, fmt: str | None, out: Path | None, max_rows: int) -> None:
+def sql(ctx: click.Context, query: str | None, fmt: str | None, out: Path | None, max_rows: int, raw: bool) -> None:
     """Run read-only SQL over the store: QUERY, '-' for a script on stdin, or none for a prompt.
 
     \b
@@ -88,7 +98,8 @@ def sql(ctx: click.Context, query: str | None, fmt: str | None, out: Path | None
       costaudit sql                 # interactive: statements end with ';', Ctrl-D quits
 
     With several statements, each result is shown; --out receives the last one. Writes to the
-    store are refused (the store is written by load, import, audit and run).
+    store are refused (the store is written by load, import, audit and run). CSV text that a
+    spreadsheet would run as a formula gets a leading apostrophe unless --raw.
     """
     db = Path(ctx.obj["db"])
     fmt = _resolve_format(fmt, out)
@@ -101,12 +112,12 @@ def sql(ctx: click.Context, query: str | None, fmt: str | None, out: Path | None
                 raise UsageError("--out needs a QUERY (the interactive mode prints each result)")
             if fmt == "parquet":
                 raise UsageError("--format parquet needs --out FILE")
-            failures = interactive(con, fmt, max_rows)
+            failures = interactive(con, fmt, max_rows, raw=raw)
             if failures:
                 ctx.exit(1)
             return
         text = sys.stdin.read() if query == "-" else query
-        execute_text(con, text, fmt, out, max_rows)
+        execute_text(con, text, fmt, out, max_rows, raw=raw)
     finally:
         con.close()
 
@@ -171,8 +182,11 @@ def _translate(exc: duckdb.Error) -> CostauditError:
     return SqlError(message)
 
 
-def execute_text(con: duckdb.DuckDBPyConnection, text: str, fmt: str, out: Path | None, max_rows: int) -> None:
-    """Run every statement of `text`; show each result, or write the last one to `out`."""
+def execute_text(con: duckdb.DuckDBPyConnection, text: str, fmt: str, out: Path | None, max_rows: int,
+                 *, raw: bool = False) -> None:
+    """Run every statement of `text`; show each result, or write the last one to `out`.
+
+    CSV text is formula-guarded unless `raw` (see the module docstring)."""
     statements = parse(con, text)
     if not statements:
         raise UsageError("no SQL statement given")
@@ -184,44 +198,64 @@ def execute_text(con: duckdb.DuckDBPyConnection, text: str, fmt: str, out: Path 
                 continue
             if out is not None:
                 if last:
-                    write_file(con, relation, fmt, out)
+                    write_file(con, relation, fmt, out, raw=raw)
             elif fmt == "table":
                 print_table(relation, max_rows)
             else:
-                click.echo(_copy_text(con, relation, fmt), nl=False)
+                click.echo(_copy_text(con, relation, fmt, raw=raw), nl=False)
         except duckdb.Error as exc:
             raise _translate(exc) from None
 
 
-def _copy(con: duckdb.DuckDBPyConnection, relation: duckdb.DuckDBPyRelation, fmt: str, target: Path) -> None:
+def _copy(con: duckdb.DuckDBPyConnection, relation: duckdb.DuckDBPyRelation, fmt: str, target: Path,
+          *, raw: bool = False) -> None:
     """Stream a result into a file with DuckDB's own writers (exact decimals, UTC timestamps).
 
-    A second cursor writes while the query's connection produces the rows."""
+    A second cursor writes while the query's connection produces the rows. CSV text columns
+    (and column names: a PIVOT makes them from data) are formula-guarded unless `raw`."""
     cursor = con.cursor()
     try:
         install_macros(cursor)  # the session time zone (UTC) for TIMESTAMPTZ text
         cursor.register("__costaudit_result", relation.arrow())
-        cursor.execute(f"COPY __costaudit_result TO {quote_literal(str(target))} ({COPY_OPTIONS[fmt]})")
+        source = "__costaudit_result"
+        if fmt == "csv" and not raw:
+            source = f"({_guarded_select(cursor, source)})"
+        cursor.execute(f"COPY {source} TO {quote_literal(str(target))} ({COPY_OPTIONS[fmt]})")
     finally:
         cursor.close()
 
 
-def write_file(con: duckdb.DuckDBPyConnection, relation: duckdb.DuckDBPyRelation, fmt: str, out: Path) -> None:
+def _guarded_select(cursor: duckdb.DuckDBPyConnection, source: str) -> str:
+    """SELECT over `source` with every VARCHAR column formula-guarded, and every column name too.
+
+    The names are read from the registered result itself, where DuckDB has already made
+    duplicates unique; DESCRIBE reads its schema, not its rows."""
+    items = []
+    for name, kind, *_ in cursor.execute(f"DESCRIBE {source}").fetchall():
+        ident = quote_ident(name)
+        expr = spreadsheet_text_sql(ident) if kind == "VARCHAR" else ident
+        items.append(f"{expr} AS {quote_ident(spreadsheet_text(name))}")
+    return "SELECT " + ", ".join(items) + f" FROM {source}"
+
+
+def write_file(con: duckdb.DuckDBPyConnection, relation: duckdb.DuckDBPyRelation, fmt: str, out: Path,
+               *, raw: bool = False) -> None:
     """Write to a temporary file beside `out`, then rename it into place (no partial files)."""
     handle, temp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent)
     os.close(handle)
     try:
         os.unlink(temp)  # DuckDB's writer creates the file itself
-        _copy(con, relation, fmt, Path(temp))
+        _copy(con, relation, fmt, Path(temp), raw=raw)
         os.replace(temp, out)
     finally:
         Path(temp).unlink(missing_ok=True)
 
 
-def _copy_text(con: duckdb.DuckDBPyConnection, relation: duckdb.DuckDBPyRelation, fmt: str) -> str:
+def _copy_text(con: duckdb.DuckDBPyConnection, relation: duckdb.DuckDBPyRelation, fmt: str,
+               *, raw: bool = False) -> str:
     with tempfile.TemporaryDirectory(prefix="costaudit-sql-") as folder:
         target = Path(folder) / f"result.{fmt}"
-        _copy(con, relation, fmt, target)
+        _copy(con, relation, fmt, target, raw=raw)
         text = target.read_text(encoding="utf-8")
     return text if text.endswith("\n") else text + "\n"
 
@@ -258,7 +292,7 @@ def print_table(relation: duckdb.DuckDBPyRelation, max_rows: int) -> None:
         console.print(f"({len(rows)} row{'s' if len(rows) != 1 else ''})", markup=False)
 
 
-def interactive(con: duckdb.DuckDBPyConnection, fmt: str, max_rows: int) -> int:
+def interactive(con: duckdb.DuckDBPyConnection, fmt: str, max_rows: int, *, raw: bool = False) -> int:
     """Read statements from stdin until EOF (a prompt on a terminal); returns how many failed."""
     stdin = sys.stdin  # click's test runner replaces it too
     tty = stdin.isatty()
@@ -282,16 +316,16 @@ def interactive(con: duckdb.DuckDBPyConnection, fmt: str, max_rows: int) -> int:
             continue
         buffer.append(line)
         if stripped.endswith(";"):
-            failures += _run_one(con, "".join(buffer), fmt, max_rows)
+            failures += _run_one(con, "".join(buffer), fmt, max_rows, raw)
             buffer = []
     if "".join(buffer).strip():
-        failures += _run_one(con, "".join(buffer), fmt, max_rows)
+        failures += _run_one(con, "".join(buffer), fmt, max_rows, raw)
     return failures
 
 
-def _run_one(con: duckdb.DuckDBPyConnection, text: str, fmt: str, max_rows: int) -> int:
+def _run_one(con: duckdb.DuckDBPyConnection, text: str, fmt: str, max_rows: int, raw: bool = False) -> int:
     try:
-        execute_text(con, text, fmt, None, max_rows)
+        execute_text(con, text, fmt, None, max_rows, raw=raw)
         return 0
     except CostauditError as exc:
         Console(stderr=True, highlight=False).print(f"[bold red]error:[/] {escape(str(exc))}", soft_wrap=True)

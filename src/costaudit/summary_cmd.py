@@ -13,12 +13,14 @@ from pathlib import Path
 
 import click
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from costaudit.analysis import ensure_analysis, load_analysis_config
 from costaudit.analysis.summary import CurrencySummary, summarise
 from costaudit.errors import CostauditError, UsageError
 from costaudit.store import connect
+from costaudit.textout import add_literal_row
 
 CENT = Decimal("0.01")
 GB_PLACES = Decimal("0.001")
@@ -60,8 +62,9 @@ def _table(title: str, headers: list[str], numeric: set[str]) -> Table:
 
 
 def render(summary: CurrencySummary, console: Console) -> None:
-    """Print one currency's tables."""
-    cur = summary.currency
+    """Print one currency's tables. Store text (providers, categories, regions, routes) is bill
+    data: cells go in literally (`add_literal_row`), the currency in markup is escaped."""
+    cur = escape(summary.currency or "")
     console.print(
         f"[bold]{cur}[/]: total billed {_money(summary.billed)} {cur}; AI {_money(summary.ai_billed)} {cur} "
         f"({_share(summary.ai_billed, summary.billed)}); network {_money(summary.network_billed)} {cur} "
@@ -71,14 +74,14 @@ def render(summary: CurrencySummary, console: Console) -> None:
     ai = _table(f"AI spend ({cur})", ["month", "provider", "category", "billed cost", "effective cost", "rows"],
                 {"billed cost", "effective cost", "rows"})
     for month, provider, category, billed, effective, rows in summary.ai_rows:
-        ai.add_row(month, provider, category, _money(billed), _money(effective), str(rows))
+        add_literal_row(ai, month, provider, category, _money(billed), _money(effective), str(rows))
     ai.add_section()
     ai.add_row("total", "", "", _money(summary.ai_billed), _money(summary.ai_effective), "")
     console.print(ai)
     network = _table(f"Network cost by class ({cur})", ["class", "billed cost", "effective cost", "GB", "rows"],
                      {"billed cost", "effective cost", "GB", "rows"})
     for cls, billed, effective, gb, rows in summary.network_classes:
-        network.add_row(cls, _money(billed), _money(effective), _gb(gb), str(rows))
+        add_literal_row(network, cls, _money(billed), _money(effective), _gb(gb), str(rows))
     network.add_section()
     network.add_row("total", _money(summary.network_billed), _money(summary.network_effective),
                     _gb(summary.network_gb), "")
@@ -86,7 +89,7 @@ def render(summary: CurrencySummary, console: Console) -> None:
     routes = _table(f"Top routes by billed cost ({cur}, inbound left out)", ["route", "class", "billed cost", "effective cost", "GB"],
                     {"billed cost", "effective cost", "GB"})
     for route, cls, billed, effective, gb in summary.top_routes:
-        routes.add_row(route, cls, _money(billed), _money(effective), _gb(gb))
+        add_literal_row(routes, route, cls, _money(billed), _money(effective), _gb(gb))
     console.print(routes)
 
 

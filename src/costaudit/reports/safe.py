@@ -6,7 +6,8 @@ template escapes through Jinja2's autoescape; this module holds the rules for th
 
 - spreadsheets (CSV, XLSX): a cell whose text starts with ``= + - @``, a tab or a carriage
   return (or their full-width forms, which some spreadsheet programs fold to ASCII) is read as a
-  formula; `spreadsheet_text` marks it as text. Numbers are never passed through it;
+  formula; `spreadsheet_text` marks it as text (`spreadsheet_text_sql` does the same inside a
+  DuckDB query, for the CSV files DuckDB writes). Numbers are never passed through it;
 - Markdown: `markdown_text` backslash-escapes every character Markdown or chat clients read as
   markup, and turns line breaks into spaces so one value cannot start a new block;
 - XML (XLSX): characters XML 1.0 forbids are replaced, so a hostile value cannot break the file.
@@ -53,6 +54,25 @@ def spreadsheet_text(text: str | None) -> str:
         return ""
     text = str(text)
     return "'" + text if needs_formula_guard(text) else text
+
+
+def _re2_class(chars: str | frozenset[str]) -> str:
+    """A regular-expression character class of `chars`, each written as an RE2 ``\\x{..}`` escape,
+    so no character of the set can close the class, form a range or end an SQL literal."""
+    return "[" + "".join(f"\\x{{{ord(c):x}}}" for c in sorted(chars)) + "]"
+
+
+# The test of `needs_formula_guard` as an RE2 pattern, for DuckDB's regexp_matches.
+FORMULA_GUARD_PATTERN = "^" + _re2_class(_LEADING_BLANKS) + "*" + _re2_class(FORMULA_TRIGGERS)
+
+
+def spreadsheet_text_sql(expr: str) -> str:
+    """The SQL twin of `spreadsheet_text` for a VARCHAR expression: DuckDB prefixes an apostrophe
+    to each value a spreadsheet would read as a formula, inside the query (no per-row Python).
+
+    For the CSV files DuckDB's COPY writes (``costaudit sql --format csv``, ``costaudit export
+    focus --format csv``). NULL stays NULL. Apply it to text columns only: amounts stay numbers."""
+    return f"CASE WHEN regexp_matches({expr}, '{FORMULA_GUARD_PATTERN}') THEN '''' || {expr} ELSE {expr} END"
 
 
 def xml_text(text: str) -> str:
