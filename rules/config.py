@@ -29,12 +29,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-import tomllib
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
+from costaudit.config import read_document
 from costaudit.errors import UsageError
 
 from .contract import COST_BASES, Finding, LoadedRule, ParamValue
@@ -128,13 +128,7 @@ def load_rules_config(path: str | Path | None = None) -> RulesConfig:
             return RulesConfig()
         path = DEFAULT_CONFIG
     config_path = Path(path)
-    if not config_path.is_file():
-        raise UsageError(f"{config_path}: config file not found")
-    try:
-        document = tomllib.loads(config_path.read_text(encoding="utf-8"))
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise UsageError(f"{config_path}: not valid TOML ({exc})") from None
-    return parse_rules_config(document, config_path)
+    return parse_rules_config(read_document(config_path), config_path)
 
 
 def parse_rules_config(document: dict[str, Any], source: Path | None = None) -> RulesConfig:
