@@ -183,7 +183,7 @@ def step_rules(args, clock: Clock) -> dict:
     clock.wrap(audit_cmd, "_run_analysis", "rules: analysis freshness check")
     clock.wrap(runner, "refresh_catalogue", "rules: instance catalogue refresh")
     clock.wrap(runner, "resolve_window", "rules: window")
-    clock.wrap(runner, "check_needs", "rules: data checks of every rule (count over the store)")
+    clock.wrap(runner, "check_needs", "rules: data checks of every rule (one EXISTS query per table)")
     clock.wrap(runner, "_store", "rules: store the run and findings")
     clock.wrap(audit_cmd, "print_audit", "rules: print findings")
     all_rules = runner.all_rules
