@@ -291,3 +291,21 @@ def test_records_typed_json_are_walked_by_path(store, tmp_path):
     load_paths(store, [str(path)])
     regions = store.execute("SELECT DISTINCT RegionId FROM line_items ORDER BY 1 NULLS LAST").fetchall()
     assert regions == [("us-central1",), (None,)]
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "expected"),
+    [
+        ("billing_account_id", None, "is missing"),
+        ("billing_account_id", [], "not a billing account id"),
+        ("billing_account_id", True, "not a billing account id"),
+        ("cost", None, "is missing"),
+    ],
+)
+def test_a_row_without_account_or_cost_is_refused(store, tmp_path, field, value, expected):
+    """A row that names no billing account or states no cost cannot be put on an invoice: it is
+    refused, naming the row, rather than filed under 'unknown' or counted as 0."""
+    rows = _first_rows()
+    rows[1][field] = value
+    path = _write_ndjson(tmp_path / "odd.ndjson", rows)
+    _fails(store, path, "odd.ndjson", "row 2", f"column '{field}'", expected)

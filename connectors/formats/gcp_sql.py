@@ -71,7 +71,7 @@ class GcpSql:
 
     def keys(self) -> dict[str, str]:
         return {
-            "account": f"coalesce({self.f.text('billing_account_id')}, 'unknown')",
+            "account": self.f.text("billing_account_id"),
             "period": month_start(self.f.ts("invoice.month")),
             "currency": self.currency(),
         }
@@ -96,6 +96,19 @@ class GcpSql:
         for path, column in self.lists.items():
             if column.problem is not None:
                 found.append((path, column.problem))
+        # Every export row names its billing account and states its cost (0 included): a row
+        # without them cannot be put on an invoice, so it is refused rather than guessed.
+        account = self.f.text("billing_account_id")
+        found.append((
+            "billing_account_id",
+            f"CASE WHEN nullif(trim({account}), '') IS NULL THEN 'is missing (expected the billing account id)' "
+            f"WHEN regexp_matches(trim({account}), '^[\\[{{]|^(true|false)$') "
+            f"THEN 'has ' || {account} || ', which is not a billing account id' END",
+        ))
+        found.append((
+            "cost",
+            f"CASE WHEN {self.f.money('cost')} IS NULL THEN 'is missing (every row states its cost, 0 included)' END",
+        ))
         entries = self.lists["credits"].entries
         bad_credit = f"list_filter({entries}, lambda c: c.amount IS NULL)"
         found.append((
