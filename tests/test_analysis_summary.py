@@ -129,3 +129,26 @@ def test_errors_are_one_line_under_the_cli_group(tmp_path: Path):
     result = CliRunner().invoke(cli, ["--db", str(tmp_path / "none.duckdb"), "summary"])
     assert result.exit_code == 1
     assert "Traceback" not in result.output
+
+
+def test_a_fresh_summary_is_a_reader_beside_other_readers(loaded):
+    """With the analysis up to date, summary opens the store read-only: it works while another
+    process holds a read-only connection (a read-write open would be refused by DuckDB's lock)."""
+    import subprocess
+    import sys
+
+    db, config = loaded
+    assert _run(db, "--config", str(config)).exit_code == 0  # analyses once
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import duckdb, sys, time; c = duckdb.connect(sys.argv[1], read_only=True); "
+         "print('open', flush=True); time.sleep(60)", str(db)],
+        stdout=subprocess.PIPE, text=True,
+    )
+    try:
+        assert holder.stdout.readline().strip() == "open"
+        result = _run(db, "--config", str(config))
+        assert result.exit_code == 0, result.output
+        assert "Analysis refreshed" not in result.output
+    finally:
+        holder.kill()
+        holder.wait()

@@ -12,12 +12,16 @@ from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 
 import click
+import duckdb
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
 from costaudit.analysis import ensure_analysis, load_analysis_config
+from costaudit.analysis.config import AnalysisConfig
+from costaudit.analysis.run import is_fresh
 from costaudit.analysis.summary import CurrencySummary, summarise
+from costaudit.analysis.taxonomy import load_taxonomy
 from costaudit.errors import CostauditError, UsageError
 from costaudit.store import connect
 from costaudit.textout import add_literal_row
@@ -93,6 +97,14 @@ def render(summary: CurrencySummary, console: Console) -> None:
     console.print(routes)
 
 
+def analysis_is_fresh(con: duckdb.DuckDBPyConnection, config: AnalysisConfig) -> bool:
+    """True when the stored analysis matches the loads, configuration and taxonomy (read-only)."""
+    try:
+        return is_fresh(con, config, load_taxonomy(config.rules, config.rules_files))
+    except duckdb.Error:  # a store made before the analysis existed: let ensure_analysis decide
+        return False
+
+
 @click.command()
 @click.option("--config", "config_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="costaudit.toml with an [analysis] section (default: ./costaudit.toml if present).")
@@ -111,9 +123,15 @@ def summary(ctx: click.Context, config_path: Path | None, since: str | None, unt
         raise CostauditError(f"{db}: no store here yet; run `costaudit load PATH...` first")
     config = load_analysis_config(config_path)
     start, stop = _month(since, "--since"), _month(until, "--until")
-    con = connect(db)
+    # A reader: open the store read-only, so `summary` never blocks a scheduled run; only a
+    # stale analysis makes it reopen the store to write one.
+    con = connect(db, read_only=True)
     try:
-        run = ensure_analysis(con, config)
+        run = None
+        if not analysis_is_fresh(con, config):
+            con.close()
+            con = connect(db)
+            run = ensure_analysis(con, config)
         console = _console()
         if run is not None:
             console.print(
