@@ -23,7 +23,6 @@ loaded before is not downloaded again; a new one is downloaded, and when its ``a
 
 from __future__ import annotations
 
-import json
 import re
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -41,6 +40,7 @@ from .common import (
     key_parts,
     ledger_has,
     plain_md5,
+    read_manifest,
 )
 
 SETTINGS: dict[str, type | tuple] = {
@@ -207,16 +207,6 @@ def _athena_month(parts: tuple[str, ...]) -> str | None:
     return f"{match.group(1)}-{int(match.group(2)):02d}" if match else None
 
 
-def _read_json(path: Path) -> dict:
-    try:
-        doc = json.loads(path.read_text(encoding="utf-8-sig"))
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise InputError(str(path), f"the manifest is not valid JSON ({exc})") from None
-    if not isinstance(doc, dict):
-        raise InputError(str(path), "the manifest is not a JSON object")
-    return doc
-
-
 def _in_listing(listing: dict[str, Any], prefix: str, key: str) -> str | None:
     """The bucket key a manifest entry names: as given, under the prefix, or by unique suffix."""
     text = key.strip()
@@ -247,7 +237,7 @@ def _collect_billing(ctx: PullContext, s3, collected: Collected) -> None:
             ctx.report.up_to_date.append(label)
             continue
         manifest = fetch(ctx, s3, bucket, key, size, etag, "billing")
-        doc = _read_json(manifest)
+        doc = read_manifest(manifest)
         if kind == "cur":
             if not is_cur_manifest(doc):
                 ctx.report.notes.append(f"{label}: not a CUR manifest (no assemblyId/reportKeys); skipped")
@@ -309,7 +299,7 @@ def _collect_inventory(ctx: PullContext, s3, uri: str, collected: Collected) -> 
             ctx.report.up_to_date.append(label)
             continue
         manifest = fetch(ctx, s3, bucket, key, size, etag, "inventory")
-        doc = _read_json(manifest)
+        doc = read_manifest(manifest)
         files = doc.get("files")
         if not isinstance(files, list) or not files:
             raise InputError(label, "the S3 Inventory manifest lists no files")

@@ -23,7 +23,6 @@ CLI ...) for both APIs.
 
 from __future__ import annotations
 
-import json
 import os
 from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
@@ -34,7 +33,7 @@ from costaudit.connectors.formats.azure import DATASET_FORMATS
 from costaudit.errors import CostauditError, InputError, UsageError
 
 from . import Collected, PullContext
-from .common import PermissionDenied, Remote, attempts, check_settings, key_parts, ledger_has
+from .common import PermissionDenied, Remote, attempts, check_settings, key_parts, ledger_has, read_manifest
 
 SETTINGS: dict[str, type | tuple] = {
     "scope": str, "exports": list, "blob_endpoint": str, "account_url": str, "management_endpoint": str,
@@ -279,7 +278,7 @@ def _collect_exports(ctx: PullContext, collected: Collected) -> None:
                 raise InputError(label, f"its manifest ({manifest_name or 'manifest.json'}) is not in "
                                         f"{blobs.account}/{container}; was the run's folder deleted?")
             manifest = blobs.fetch(container, manifest_name, listing[manifest_name], "billing")
-            doc = _read_json(manifest)
+            doc = read_manifest(manifest)
             delivered = str((doc.get("runInfo") or {}).get("runId") or run_id)
             if ledger_has(ctx.con, f"azure/{export.name}", delivered):
                 ctx.report.up_to_date.append(label)
@@ -295,16 +294,6 @@ def _collect_exports(ctx: PullContext, collected: Collected) -> None:
                     raise InputError(str(manifest), f"says {name} has {expected} bytes but the blob has {listing[name][0]}")
                 data.append(blobs.fetch(container, name, listing[name], "billing"))
             collected.billing.extend([manifest, *data])
-
-
-def _read_json(path: Path) -> dict:
-    try:
-        doc = json.loads(path.read_text(encoding="utf-8-sig"))
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise InputError(str(path), f"the manifest is not valid JSON ({exc})") from None
-    if not isinstance(doc, dict):
-        raise InputError(str(path), "the manifest is not a JSON object")
-    return doc
 
 
 # -- blob inventory ------------------------------------------------------------------------------
@@ -327,7 +316,7 @@ def _collect_inventory(ctx: PullContext, target: str, collected: Collected) -> N
             ctx.report.up_to_date.append(item.url)
             continue
         manifest = blobs.fetch(container, name, listing[name], "inventory")
-        doc = _read_json(manifest)
+        doc = read_manifest(manifest)
         data = []
         for entry in doc.get("files") or []:
             blob = str(entry.get("blob") or "") if isinstance(entry, dict) else ""

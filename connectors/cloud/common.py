@@ -19,6 +19,7 @@ version of the object, so a changed object is never stitched onto an older one.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import re
 from collections.abc import Callable, Iterable, Iterator
@@ -306,6 +307,17 @@ class Cache:
 
 def _glob_escape(name: str) -> str:
     return re.sub(r"([*?\[])", r"[\1]", name)
+
+
+def read_manifest(path: Path) -> dict:
+    """A downloaded manifest as a JSON object, or an InputError naming the file."""
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8-sig"))
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise InputError(str(path), f"the manifest is not valid JSON ({exc})") from None
+    if not isinstance(doc, dict):
+        raise InputError(str(path), "the manifest is not a JSON object")
+    return doc
 
 
 def md5_of(path: Path) -> str:
