@@ -213,7 +213,7 @@ def _loose_groups(paths: list[Path]) -> tuple[list[list[Path]], dict[Path, str]]
                 rows = con.execute(
                     f"""SELECT {src.account()}, strftime({src.period_start()}, '%Y-%m'),
                                bool_or({src.amortized_evidence()}), bool_or({src.actual_evidence()})
-                        FROM {raw_relation_sql([file])} GROUP BY ALL"""
+                        FROM {raw_relation_sql([file])} GROUP BY ALL ORDER BY 1, 2"""
                 ).fetchall()
             except duckdb.Error as exc:
                 raise InputError(str(path), f"cannot be read: {str(exc).strip().splitlines()[0]}") from None

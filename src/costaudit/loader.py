@@ -123,7 +123,8 @@ def _prepare(
     con.execute(f"CREATE OR REPLACE TEMP VIEW raw AS SELECT * FROM {raw_sql}")
     _check_values(con, delivery.files, fmt.parsed_columns(cols))
     _check_problems(con, delivery.files, fmt.problem_checks(cols))
-    totals = _run(con, fmt.source_totals_sql(cols, opts), delivery.files).fetchall()
+    # Sorted so that any message naming "the first" partition names the same one on every run.
+    totals = sorted(_run(con, fmt.source_totals_sql(cols, opts), delivery.files).fetchall(), key=lambda t: tuple(map(str, t)))
     _check_totals(delivery, totals)
     export = source_export or delivery.source_export or fmt.export_family or fmt.id
     return PreparedDelivery(delivery, fmt, cols, raw_sql, totals, _fingerprint(delivery), export)
@@ -191,7 +192,7 @@ def _check_values(con: duckdb.DuckDBPyConnection, files: list[SourceFile], check
                      CAST({quote_ident(column)} AS VARCHAR) AS value,
                      {condition} AS bad
               FROM raw)
-            WHERE bad LIMIT 1
+            WHERE bad ORDER BY file, rn LIMIT 1
             """
         ).fetchone()
         file, row, value = found if found else (str(files[0].path), None, "?")
@@ -220,7 +221,7 @@ def _check_problems(con: duckdb.DuckDBPyConnection, files: list[SourceFile], che
                      row_number() OVER (PARTITION BY {quote_ident(FILE_COLUMN)}) AS rn,
                      ({problem}) AS problem
               FROM raw)
-            WHERE problem IS NOT NULL LIMIT 1
+            WHERE problem IS NOT NULL ORDER BY file, rn LIMIT 1
             """
         ).fetchone()
         file, row, text = found if found else (str(files[0].path), None, "has a value that cannot be read")
