@@ -175,6 +175,11 @@ class CurColumns:
     def cost_categories(self) -> str:
         return json_from_columns([(key, self.cols.str(actual)) for key, actual in self._prefixed("costCategory/")])
 
+    def memos(self) -> list[tuple[str, str, str]]:
+        """(alias, raw column, SQL over ``k``): values computed once per distinct value of the raw
+        column and joined back to the rows as the alias column (see `select_sql`)."""
+        return []
+
     def account_names(self) -> tuple[str, str]:
         """(payer account name, usage account name): CUR 2.0 only."""
         return "NULL::VARCHAR", "NULL::VARCHAR"

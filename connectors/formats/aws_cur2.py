@@ -23,12 +23,14 @@ class Cur2Columns(CurColumns):
     def __init__(self, cols: Cols):
         super().__init__(cols, "athena")
 
-    def _as_map(self, name: str) -> str | None:
-        """A MAP(VARCHAR, VARCHAR) expression for a map column, whatever its stored type."""
+    def _as_map(self, name: str, ident: str | None = None) -> str | None:
+        """A MAP(VARCHAR, VARCHAR) expression for a map column, whatever its stored type.
+
+        ``ident`` reads the column's value from elsewhere (a memo table's key) instead."""
         actual = self.cols.name(name)
         if actual is None:
             return None
-        ident = quote_ident(actual)
+        ident = ident or quote_ident(actual)
         kind = self.cols.type_of(actual)
         if kind.startswith("MAP("):
             return ident
@@ -46,19 +48,36 @@ class Cur2Columns(CurColumns):
         values = ", ".join(f"NULLIF(trim(CAST(({product})[{quote_literal(k)}] AS VARCHAR)), '')" for k in keys)
         return f"coalesce({values}, NULL::VARCHAR)"
 
-    def _map_json(self, name: str, rename_keys: bool) -> str:
-        mapped = self._as_map(name)
+    # Tags and cost categories become JSON through list lambdas that cost several microseconds a
+    # row, yet a month holds few distinct tag maps (one per resource at most). So each distinct
+    # map is converted once (`memos`) and the rows read the result by a join on the map.
+    _MEMOS = (("ca__tags_json", "resource_tags", True), ("ca__cost_categories_json", "cost_category", False))
+
+    def memos(self) -> list[tuple[str, str, str]]:
+        out = []
+        for alias, name, rename_keys in self._MEMOS:
+            actual = self.cols.name(name)
+            if actual is not None:
+                out.append((alias, quote_ident(actual), self._map_json(name, rename_keys, ident="k")))
+        return out
+
+    def _map_json(self, name: str, rename_keys: bool, ident: str | None = None) -> str:
+        mapped = self._as_map(name, ident)
         if mapped is None:
             return "NULL::JSON"
         key = tag_key_sql("e.key") if rename_keys else "e.key"
         entries = f"list_transform(map_entries({mapped}), lambda e: struct_pack(k := {key}, v := CAST(e.value AS VARCHAR)))"
         return json_object_sql(entries, unique_keys=False)
 
+    def _memo(self, name: str) -> str:
+        alias = next(a for a, n, _ in self._MEMOS if n == name)
+        return quote_ident(alias) if self.cols.name(name) is not None else "NULL::JSON"
+
     def tags(self) -> str:
-        return self._map_json("resource_tags", rename_keys=True)
+        return self._memo("resource_tags")
 
     def cost_categories(self) -> str:
-        return self._map_json("cost_category", rename_keys=False)
+        return self._memo("cost_category")
 
     def account_names(self) -> tuple[str, str]:
         return self.cols.str("bill_payer_account_name"), self.cols.str("line_item_usage_account_name")

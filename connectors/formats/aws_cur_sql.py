@@ -240,6 +240,14 @@ def select_sql(src: CurColumns, opts: ReadOptions, format_id: str) -> str:
     """The full normalising SELECT over ``raw`` for any CUR flavour."""
     level1 = ",\n    ".join(f"{expr} AS {name}" for name, expr in _helpers(src, opts).items())
     level2 = ",\n    ".join(f"{expr} AS {name}" for name, expr in _derived().items())
+    rows = "raw"
+    if memos := src.memos():
+        joins = " ".join(
+            f"LEFT JOIN (SELECT k, {expr} AS v FROM (SELECT DISTINCT {column} AS k FROM raw)) m{i} ON raw.{column} = m{i}.k"
+            for i, (_alias, column, expr) in enumerate(memos)
+        )
+        picked = ", ".join(f"m{i}.v AS {quote_ident(alias)}" for i, (alias, _c, _e) in enumerate(memos))
+        rows = f"(SELECT raw.*, {picked} FROM raw {joins}) raw"
     return f"""
 SELECT
   {select_list(_values(src, format_id))}
@@ -249,7 +257,7 @@ FROM (
   FROM (
     SELECT raw.*,
     {level1}
-    FROM raw
+    FROM {rows}
   ) b1
 ) b2
 LEFT JOIN ca_aws_services ON ca__svc_code = b2.ca__code
