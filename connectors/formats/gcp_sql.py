@@ -54,6 +54,10 @@ def _cud_category(type_expr: str) -> str:
     return f"(CASE upper({type_expr}) {whens} END)"
 
 
+# The raw tag lists whose distinct combinations `_tags_memo_sql` converts to the Tags JSON.
+_TAG_LISTS = ("g_labels", "g_system_labels", "g_project_labels", "g_tags")
+
+
 class GcpSql:
     """Builds the reader SQL for one set of columns."""
 
@@ -211,25 +215,39 @@ class GcpSql:
               ({category}) AS g_category,
               list_filter(b.g_credits, lambda c: upper(c.type) IN ({cud_types}))[1] AS g_cud,
               list_filter(b.g_system_labels, lambda e: e.key = {quote_literal(MACHINE_SPEC)})[1].value AS g_machine_spec,
-              {entries} AS g_tag_entries,
+              tm.g_tags_json,
               CASE WHEN b.g_cost_type = 'adjustment' AND {past_usage} THEN 'Correction' END AS g_charge_class,
               regexp_matches(coalesce(b.g_sku, ''), '(?i)egress|data transfer') AS g_is_transfer
             FROM gcp_base b
             LEFT JOIN {SERVICES_TABLE} svc ON svc.service_key = lower(b.g_service)
             LEFT JOIN {UNITS_TABLE} cu ON cu.gcp_unit = lower(b.g_usage_unit)
             LEFT JOIN {UNITS_TABLE} pu ON pu.gcp_unit = lower(b.g_pricing_unit)
+            LEFT JOIN ({self._tags_memo_sql(entries)}) tm
+              ON {" AND ".join(f"b.{c} IS NOT DISTINCT FROM tm.{c}" for c in _TAG_LISTS)}
+        """
+
+    @staticmethod
+    def _tags_memo_sql(entries: str) -> str:
+        """Tags JSON once per distinct combination of the four tag lists (labels, system labels,
+        project labels, tags), not once per row: a month holds about one combination per
+        resource, and merging, de-duplicating and serialising the lists costs microseconds a row.
+        Keys keep their first value (user labels win over system labels over project labels)."""
+        kept = (
+            "list_filter(e, lambda x, i: x.k IS NOT NULL AND NOT list_contains("
+            "list_transform(list_slice(e, 1, i - 1), lambda y: y.k), x.k))"
+        )
+        tags_json = (
+            f"CASE WHEN len({kept}) = 0 THEN NULL ELSE to_json(map_from_entries(list_transform({kept}, "
+            "lambda x: struct_pack(k := x.k, v := CASE WHEN x.v IS NULL THEN 'true'::JSON ELSE to_json(x.v) END)))) END"
+        )
+        columns = ", ".join(_TAG_LISTS)
+        return f"""
+            SELECT {columns}, {tags_json} AS g_tags_json
+            FROM (SELECT {columns}, {entries} AS e FROM (SELECT DISTINCT {columns} FROM gcp_base) b)
         """
 
     def shared_values(self) -> dict[str, str]:
         """Dimensions every stored row keeps, usage row and credit row alike."""
-        kept_tags = (
-            "list_filter(g_tag_entries, lambda e, i: e.k IS NOT NULL AND NOT list_contains("
-            "list_transform(list_slice(g_tag_entries, 1, i - 1), lambda x: x.k), e.k))"
-        )
-        tags_json = (
-            f"CASE WHEN len({kept_tags}) = 0 THEN NULL ELSE to_json(map_from_entries(list_transform({kept_tags}, "
-            "lambda e: struct_pack(k := e.k, v := CASE WHEN e.v IS NULL THEN 'true'::JSON ELSE to_json(e.v) END)))) END"
-        )
         transfer_from = "CASE WHEN g_is_transfer THEN NULLIF(regexp_extract(g_sku, '(?i)\\bfrom (.+?) to (.+)$', 1), '') END"
         transfer_to = "CASE WHEN g_is_transfer THEN NULLIF(regexp_extract(g_sku, '(?i)\\bfrom (.+?) to (.+)$', 2), '') END"
         resource_type = (
@@ -266,7 +284,7 @@ class GcpSql:
             "SubAccountName": "g_project_name",
             "SubAccountType": "CASE WHEN g_project_id IS NOT NULL THEN 'Project' END",
             "PricingCurrency": "CASE WHEN g_rate > 0 THEN 'USD' END",
-            "Tags": tags_json,
+            "Tags": "g_tags_json",
             "x_UsageType": "g_sku",
             "x_SkuDescription": "g_sku",
             "x_ServiceCode": "g_service_id",
