@@ -64,7 +64,10 @@ RULE = Rule(
     ),
 )
 
-SQL = f"""
+# Step 1: the NAT processing per gateway and month, latest month of each gateway. Kept in a TEMP
+# table so that the next step's join knows how few gateways there are: as a CTE, DuckDB guessed it
+# large and hashed every other line item of the window instead (31 s at 10M rows, 0.4 s at 1M).
+LATEST_SQL = f"""
 WITH nat AS (
   SELECT ProviderName AS provider, BillingAccountId AS account, SubAccountId AS sub_account, RegionId AS region,
          BillingCurrency AS currency, BillingPeriodStart AS period, {resource_key()} AS resource_id,
@@ -79,14 +82,19 @@ per_month AS (
          string_agg(DISTINCT usage_type, ', ' ORDER BY usage_type) AS usage_types,
          sum(volume_gb) AS gb, CAST(sum(cost) AS DECIMAL(38,12)) AS cost
   FROM nat GROUP BY provider, account, resource_id, currency, period
-),
-latest AS ({latest_period('per_month')}),
+)
+{latest_period('per_month')}
+"""
+
+SQL = f"""
+WITH latest AS (SELECT * FROM $LATEST),
 gateway_other AS (  -- the same gateway's other charges that month (uptime hours), for context
-  SELECT li.ProviderName AS provider, li.BillingAccountId AS account, li.ResourceId AS resource_id,
-         li.BillingPeriodStart AS period, CAST(sum(li.$COST) AS DECIMAL(38,12)) AS other_cost
-  FROM analysis_line_items li
+  SELECT g.provider, g.account, g.resource_id, g.period, CAST(sum(li.$COST) AS DECIMAL(38,12)) AS other_cost
+  FROM (SELECT DISTINCT provider, account, resource_id, period FROM latest WHERE NOT no_resource_id) g
+  JOIN analysis_line_items li
+    ON li.ResourceId = g.resource_id AND li.ProviderName = g.provider AND li.BillingAccountId = g.account
+   AND li.BillingPeriodStart = g.period
   WHERE {window('li')} AND li.network_class IS NULL AND li.{CHARGES}
-    AND li.ResourceId IN (SELECT resource_id FROM latest WHERE NOT no_resource_id)
   GROUP BY ALL
 ),
 found AS (
@@ -123,4 +131,7 @@ FROM found
 
 def evaluate(ctx: RuleContext) -> list[Finding]:
     """NAT gateways whose monthly data processing passes the thresholds."""
-    return ctx.findings(SQL.replace("$COST", ctx.cost))
+    params = {"since": ctx.window.since, "until": ctx.window.until}
+    scope = f"{ctx.cost} {ctx.window.since.isoformat()}..{ctx.window.until.isoformat()}"
+    latest = ctx.scratch.table(ctx.con, f"nat processing per gateway {scope}", LATEST_SQL.replace("$COST", ctx.cost), params)
+    return ctx.findings(SQL.replace("$COST", ctx.cost).replace("$LATEST", latest))
