@@ -58,8 +58,8 @@ _CONTINENTS = """(VALUES
   ('australia', '^australia-'), ('oceania', '^australia-')) AS k(continent, region_pattern)"""
 
 SQL = f"""
-WITH transfer AS (
-  SELECT row_number() OVER () AS tid, ProviderName AS provider, BillingAccountId AS account,
+WITH transfer_lines AS (
+  SELECT ProviderName AS provider, BillingAccountId AS account,
          SubAccountId AS sub_account, BillingCurrency AS currency, BillingPeriodStart AS period, ResourceId,
          coalesce(ResourceId, coalesce(SubAccountId, BillingAccountId) || ':' || route) AS resource_id,
          lower(source_region) AS source_region, lower(destination_region) AS destination_region, route,
@@ -67,6 +67,13 @@ WITH transfer AS (
          CAST($COST AS DECIMAL(38,12)) AS cost
   FROM network_transfer
   WHERE {window()} AND network_class = 'inter_region' AND {CHARGES} AND destination_region IS NOT NULL
+),
+transfer AS (  -- one row per resource, route and usage type a month (not per hourly line) before the join
+  SELECT row_number() OVER () AS tid, *
+  FROM (SELECT provider, account, sub_account, currency, period, ResourceId, resource_id, source_region,
+               destination_region, route, usage_type, ServiceName, sum(volume_gb) AS volume_gb,
+               CAST(sum(cost) AS DECIMAL(38,12)) AS cost
+        FROM transfer_lines GROUP BY ALL)
 ),
 compute_lines AS (  -- compute and AI usage by region, with the resources that make it
   SELECT ProviderName AS provider, BillingAccountId AS account, BillingCurrency AS currency,
