@@ -280,3 +280,50 @@ def test_every_format_renders_a_run_without_findings(tmp_path):
     assert written["csv"].read_bytes().count(b"\r\n") == 1  # the header only (CRLF, RFC 4180)
     assert openpyxl.load_workbook(written["xlsx"]).sheetnames[0] == "Summary"
     assert "| USD | 12.35 |" in written["md"].read_text(encoding="utf-8")
+
+
+def test_html_shows_the_largest_findings_per_family_and_counts_the_rest(demo, expected, tmp_path):
+    """With --html-findings 2 each family shows its 2 largest open findings per currency in full
+    and names how many more there are and their open saving, computed here in SQL; the default
+    shows every demo finding (fewer than 100 per family)."""
+    import re
+    from html import unescape
+
+    store, out, _ = demo
+    con = connect(store, read_only=True)
+    try:
+        per = con.execute(
+            """SELECT family, count(*) FILTER (WHERE rn <= 2), count(*) FILTER (WHERE rn > 2),
+                      list(DISTINCT currency ORDER BY currency) FILTER (WHERE rn > 2)
+               FROM (SELECT family, currency, status, row_number() OVER (
+                       PARTITION BY family, currency, status ORDER BY estimated_monthly_saving DESC NULLS LAST) AS rn
+                     FROM findings WHERE run_id = ? AND status IN ('open', 'suppressed'))
+               GROUP BY family""", [expected["run_id"]]).fetchall()
+        hidden_saving = {
+            (family, currency): saving for family, currency, saving in con.execute(
+                """SELECT family, currency, sum(estimated_monthly_saving) FROM (
+                     SELECT *, row_number() OVER (PARTITION BY family, currency, status
+                                                  ORDER BY estimated_monthly_saving DESC NULLS LAST) AS rn
+                     FROM findings WHERE run_id = ? AND status = 'open') WHERE rn > 2 GROUP BY ALL""",
+                [expected["run_id"]]).fetchall()}
+    finally:
+        con.close()
+    assert any(hidden for _, _, hidden, _ in per), "the demo run should have a family with more than 2 findings"
+
+    result = run_cli(store, "report", "--format", "html", "--html-findings", "2", "--out", str(tmp_path / "r.html"))
+    assert result.exit_code == 0, result.output
+    page = (tmp_path / "r.html").read_text(encoding="utf-8")
+    full = (out / "costaudit-report.html").read_text(encoding="utf-8")
+    for family, shown, hidden, currencies in per:
+        section = re.search(rf'<section class="family" id="family-{family}".*?</section>', page, re.S).group(0)
+        assert section.count('<article class="finding') == shown
+        full_section = re.search(rf'<section class="family" id="family-{family}".*?</section>', full, re.S).group(0)
+        assert full_section.count('<article class="finding') == shown + hidden
+        if not hidden:
+            assert 'class="more"' not in section
+            continue
+        note = unescape(re.search(r'<p class="more" data-hidden="(\d+)">(.*?)</p>', section, re.S).group(2))
+        assert note.startswith(f"{hidden} more {family} finding")
+        for currency in currencies or []:
+            if (family, currency) in hidden_saving:
+                assert f"{money(hidden_saving[(family, currency)])} {currency}" in note

@@ -27,9 +27,12 @@ from .write import FORMATS, write_report
 @click.option("--run-id", default=None, help="Report this stored audit run as it was (see the runs table).")
 @click.option("--config", "config_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="costaudit.toml for the analysis and audit the report may run (default: ./costaudit.toml if present).")
+@click.option("--html-findings", type=click.IntRange(min=0), default=None,
+              help="Findings the HTML shows in full per family and currency, largest saving first; the "
+                   "others are counted with their saving (default 100; 0 shows all). Other formats list all.")
 @click.pass_context
 def report(ctx: click.Context, formats: tuple[str, ...], out: Path | None, since: str | None, until: str | None,
-           run_id: str | None, config_path: Path | None) -> None:
+           run_id: str | None, config_path: Path | None, html_findings: int | None) -> None:
     """Write the report of the latest audit run: executive summary per currency, charts, findings
     by family with evidence and remediation, and data coverage.
 
@@ -52,4 +55,4 @@ def report(ctx: click.Context, formats: tuple[str, ...], out: Path | None, since
     for note in data.notes:
         click.echo(note)
     for fmt in formats:
-        click.echo(f"wrote {write_report(data, fmt, target)}")
+        click.echo(f"wrote {write_report(data, fmt, target, html_findings=html_findings)}")

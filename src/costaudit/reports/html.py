@@ -11,6 +11,9 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+from collections import defaultdict
+from dataclasses import dataclass
+from decimal import Decimal
 from functools import cache
 from importlib import resources
 
@@ -18,8 +21,14 @@ from jinja2 import Environment, PackageLoader, StrictUndefined
 from markupsafe import Markup
 
 from .charts import Chart, currency_charts
-from .data import ReportData
+from .data import FindingRow, ReportData
 from .safe import gigabytes, money, percent
+
+# Findings shown in full per family and currency (open first, then suppressed, by saving). A
+# month of a large estate yields hundreds of thousands of findings: the HTML stays a document a
+# person reads and mails, and the rest are counted with their saving and left to the CSV, XLSX
+# and JSON reports and the store. 0 shows every finding.
+HTML_FINDINGS_PER_FAMILY = 100
 
 
 def _evidence(value: object) -> str:
@@ -68,11 +77,64 @@ def report_charts(data: ReportData) -> list[tuple[str, list[Chart]]]:
             for spend in data.currencies]
 
 
-def render_html(data: ReportData) -> str:
-    """The report as one HTML document."""
+@dataclass
+class FamilySection:
+    """One family's findings as the HTML shows them: the first `limit` per currency and status
+    class in full, the others counted (with their open saving per currency)."""
+
+    family: str
+    open_count: int
+    suppressed_count: int
+    shown: list[FindingRow]
+    hidden: int
+    hidden_savings: list[tuple[str, Decimal]]
+    not_assessed_shown: list[FindingRow]
+    not_assessed_hidden: int
+
+
+def _first_per_currency(items: list[FindingRow], limit: int) -> tuple[list[FindingRow], list[FindingRow]]:
+    """(shown, hidden): the first `limit` of each currency, in the given order (by saving)."""
+    if limit <= 0:
+        return items, []
+    seen: dict[str | None, int] = defaultdict(int)
+    shown, hidden = [], []
+    for item in items:
+        seen[item.currency] += 1
+        (shown if seen[item.currency] <= limit else hidden).append(item)
+    return shown, hidden
+
+
+def family_sections(data: ReportData, limit: int = HTML_FINDINGS_PER_FAMILY) -> list[FamilySection]:
+    """Each family of the run with the findings the HTML shows in full and what it only counts."""
+    by_family: dict[str, dict[str, list[FindingRow]]] = defaultdict(lambda: defaultdict(list))
+    for finding in data.findings:  # already ordered by currency and saving
+        by_family[finding.family][finding.status].append(finding)
+    sections = []
+    for family in data.families():
+        groups = by_family.get(family, {})
+        suppressed = groups.get("suppressed", [])
+        open_shown, open_hidden = _first_per_currency(groups.get("open", []), limit)
+        sup_shown, sup_hidden = _first_per_currency(suppressed, limit)
+        na_shown, na_hidden = _first_per_currency(groups.get("not_assessed", []), limit)
+        savings: dict[str, Decimal] = defaultdict(Decimal)
+        for item in open_hidden:
+            if item.currency and item.estimated_monthly_saving is not None:
+                savings[item.currency] += item.estimated_monthly_saving
+        sections.append(FamilySection(
+            family=family, open_count=len(groups.get("open", [])), suppressed_count=len(suppressed),
+            shown=open_shown + sup_shown, hidden=len(open_hidden) + len(sup_hidden),
+            hidden_savings=sorted(savings.items()), not_assessed_shown=na_shown, not_assessed_hidden=len(na_hidden),
+        ))
+    return sections
+
+
+def render_html(data: ReportData, findings_per_family: int = HTML_FINDINGS_PER_FAMILY) -> str:
+    """The report as one HTML document; `findings_per_family` caps the findings shown in full
+    per family, currency and status (0: all)."""
     css = stylesheet()
     template = _environment().get_template("report.html.j2")
     return template.render(
         data=data, run=data.run, css=Markup(css), csp=content_security_policy(css), span=data.run.span,
-        counts=data.status_counts(), families=data.families(), charts=report_charts(data),
+        counts=data.status_counts(), sections=family_sections(data, findings_per_family),
+        charts=report_charts(data), limit=findings_per_family,
     )

@@ -24,11 +24,12 @@ FORMATS = tuple(EXTENSIONS)
 DEFAULT_NAME = "costaudit-report"
 
 
-def _renderer(fmt: str) -> Callable[[ReportData], bytes]:
+def _renderer(fmt: str, html_findings: int | None = None) -> Callable[[ReportData], bytes]:
     if fmt == "html":
-        from .html import render_html
+        from .html import HTML_FINDINGS_PER_FAMILY, render_html
 
-        return lambda data: render_html(data).encode("utf-8")
+        limit = HTML_FINDINGS_PER_FAMILY if html_findings is None else html_findings
+        return lambda data: render_html(data, limit).encode("utf-8")
     if fmt == "xlsx":
         from .xlsx import render_xlsx
 
@@ -88,13 +89,14 @@ def atomic_write(target: Path, payload: bytes) -> None:
         os.close(folder)
 
 
-def write_report(data: ReportData, fmt: str, out: Path) -> Path:
+def write_report(data: ReportData, fmt: str, out: Path, *, html_findings: int | None = None) -> Path:
     """Render `data` as `fmt` (html, xlsx, csv, json, md) and write it atomically to `out`
-    (a file, or an existing folder: ``<folder>/costaudit-report.<ext>``). Returns the path written."""
+    (a file, or an existing folder: ``<folder>/costaudit-report.<ext>``). Returns the path written.
+    `html_findings` caps the findings the HTML shows in full per family and currency (0: all)."""
     if fmt not in EXTENSIONS:
         raise UsageError(f"report format {fmt!r}: expected one of {', '.join(FORMATS)}")
     target = target_path(fmt, Path(out))
-    payload = _renderer(fmt)(data)
+    payload = _renderer(fmt, html_findings)(data)
     try:
         atomic_write(target, payload)
     except OSError as exc:
