@@ -105,7 +105,7 @@ def test_audit_prints_the_top_of_each_currency_and_stores_every_finding(audited_
     assert "150.00" in out and "saving 7.50 USD of 7.50 in scope" in out
     assert out.count("  evidence: ") == 2 and "saving 5.00 USD" not in out and "saving 3.20 USD" not in out
     assert "Estimated monthly saving, open findings: 165.70 USD (4 findings)" in out  # totals over every finding
-    assert "2 more open findings in latest_findings (2 USD); --top N or --all prints them" in out
+    assert "2 more open findings in latest_findings (2 in USD); --top N or --all prints them" in out
     con = connect(audited_store)
     assert con.execute("SELECT count(*) FROM latest_findings WHERE status = 'open'").fetchall() == [(4,)]
     con.close()
@@ -131,7 +131,7 @@ def test_audit_top_limits_the_suppressed_table_too(audited_store, tmp_path):
     result = invoke(audited_store, "--config", str(config), "--top", "1", "--no-evidence")
     assert result.exit_code == 0, result.output
     assert "Suppressed (still listed)" in result.output
-    assert "2 more suppressed findings in latest_findings (2 USD)" in result.output
+    assert "2 more suppressed findings in latest_findings (2 in USD)" in result.output
 
 
 def test_fingerprint_is_rule_provider_account_resource():

@@ -133,7 +133,7 @@ def _more_line(console: Console, what: str, hidden: dict[str, int]) -> None:
     """'N more in latest_findings' for a table that printed only the top of each currency."""
     if not hidden:
         return
-    per_currency = ", ".join(f"{n:,} {currency}" for currency, n in sorted(hidden.items()))
+    per_currency = ", ".join(f"{n:,} in {currency}" for currency, n in sorted(hidden.items()))
     console.print(
         f"{sum(hidden.values()):,} more {what} in latest_findings ({per_currency}); --top N or --all prints them",
         markup=False,
