@@ -120,7 +120,7 @@ class Window:
     until: datetime
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)  # slots: an audit of a large estate holds ~10^5-10^6 of them
 class Finding:
     """One finding with the fixed columns every rule returns."""
 
@@ -238,31 +238,32 @@ class RuleContext:
         if missing:
             raise RuleContractError(f"rule {self.rule.id}: findings query lacks columns {missing}")
         results = []
-        for row in cursor.fetchall():
-            record = dict(zip(names, row, strict=True))
-            evidence = record["evidence"]
-            if isinstance(evidence, str):
-                evidence = json.loads(evidence)
-            results.append(
-                Finding(
-                    rule_id=self.rule.id,
-                    provider=record["provider"],
-                    billing_account_id=record["billing_account_id"],
-                    sub_account_id=record["sub_account_id"],
-                    region=record["region"],
-                    resource_id=record["resource_id"],
-                    billing_period=record["billing_period"],
-                    summary=record["summary"],
-                    evidence=evidence or {},
-                    monthly_cost_in_scope=_decimal(record["monthly_cost_in_scope"]),
-                    estimated_monthly_saving=_decimal(record["estimated_monthly_saving"]),
-                    currency=record["currency"],
-                    estimate_method=record["estimate_method"],
-                    cost_basis=self.cost_basis,
-                    status=record.get("status") or "open",
-                )
-            )
+        # In batches: the raw rows of a large rule's result never sit in memory beside its findings.
+        while rows := cursor.fetchmany(10_000):
+            results.extend(self._finding(dict(zip(names, row, strict=True))) for row in rows)
         return results
+
+    def _finding(self, record: dict[str, Any]) -> Finding:
+        evidence = record["evidence"]
+        if isinstance(evidence, str):
+            evidence = json.loads(evidence)
+        return Finding(
+            rule_id=self.rule.id,
+            provider=record["provider"],
+            billing_account_id=record["billing_account_id"],
+            sub_account_id=record["sub_account_id"],
+            region=record["region"],
+            resource_id=record["resource_id"],
+            billing_period=record["billing_period"],
+            summary=record["summary"],
+            evidence=evidence or {},
+            monthly_cost_in_scope=_decimal(record["monthly_cost_in_scope"]),
+            estimated_monthly_saving=_decimal(record["estimated_monthly_saving"]),
+            currency=record["currency"],
+            estimate_method=record["estimate_method"],
+            cost_basis=self.cost_basis,
+            status=record.get("status") or "open",
+        )
 
 
 def _decimal(value: Any) -> Decimal | None:

@@ -44,7 +44,7 @@ class RuleOutcome:
     findings: list[Finding] = field(default_factory=list)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class AppliedFinding:
     """A finding as stored: its status after suppressions, and the suppression that applied."""
 
@@ -250,13 +250,13 @@ def _money(value: Decimal | None) -> Decimal | None:
     return None if value is None else value.quantize(_MONEY_SCALE)
 
 
-def _findings_table(report: AuditReport, by_id: dict) -> pa.Table:
+def _findings_table(run_id: str, applied_findings: list[AppliedFinding], by_id: dict) -> pa.Table:
     columns: dict[str, list] = {name: [] for name in FINDING_FIELDS}
-    for applied in report.findings:
+    for applied in applied_findings:
         f = applied.finding
         rule = by_id[f.rule_id]
         values = (
-            report.run_id, f.fingerprint, f.rule_id, rule.family, rule.severity, rule.title, applied.status,
+            run_id, f.fingerprint, f.rule_id, rule.family, rule.severity, rule.title, applied.status,
             f.provider, f.billing_account_id, f.sub_account_id, f.region, f.resource_id, f.billing_period,
             f.summary, json.dumps(f.evidence, default=str), _money(f.monthly_cost_in_scope),
             _money(f.estimated_monthly_saving), f.currency, f.estimate_method, f.cost_basis,
@@ -269,6 +269,11 @@ def _findings_table(report: AuditReport, by_id: dict) -> pa.Table:
         "monthly_cost_in_scope": _MONEY_ARROW, "estimated_monthly_saving": _MONEY_ARROW,
     }
     return pa.table({name: pa.array(values, types.get(name, pa.string())) for name, values in columns.items()})
+
+
+# Findings are written in Arrow batches of this many: not a statement per finding (a large estate
+# has hundreds of thousands), and not one batch of all (a second copy of every finding in memory).
+STORE_BATCH = 20_000
 
 
 def _store(con: duckdb.DuckDBPyConnection, report: AuditReport, config: RulesConfig, started: datetime) -> None:
@@ -296,9 +301,8 @@ def _store(con: duckdb.DuckDBPyConnection, report: AuditReport, config: RulesCon
                  json.dumps({k: list(v) if isinstance(v, tuple) else v for k, v in outcome.params.items()}),
                  outcome.rule.origin],
             )
-        if report.findings:
-            # One Arrow batch, not a statement per finding: a large account has many thousands.
-            batch = _findings_table(report, by_id)
+        for start in range(0, len(report.findings), STORE_BATCH):
+            batch = _findings_table(report.run_id, report.findings[start:start + STORE_BATCH], by_id)
             con.register("findings_batch", batch)
             try:
                 con.execute(f"INSERT INTO findings SELECT {', '.join(FINDING_FIELDS)} FROM findings_batch")

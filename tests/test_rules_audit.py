@@ -269,3 +269,29 @@ def test_audit_of_an_empty_store_skips_billing_rules(tmp_path):
 def test_unknown_rule_in_only_is_rejected(store):
     with pytest.raises(UsageError, match="unknown rule id"):
         run_audit(store, only=["compute_rightsizing"])
+
+
+def test_findings_are_stored_in_batches_and_every_one_lands(audited_store, monkeypatch):
+    """The runner writes findings in Arrow batches (rules.runner.STORE_BATCH); with batches of 3
+    the 4 open findings (plus not-assessed ones) take several batches and all of them land,
+    each exactly once, with the amounts the rules computed."""
+    from costaudit.rules import runner
+
+    reference = connect(audited_store)
+    expected = sorted(
+        (f.finding.rule_id, f.finding.resource_id, f.status, f.finding.estimated_monthly_saving)
+        for f in run_audit(reference, today=date(2024, 3, 15)).findings
+    )
+    reference.close()
+    assert len(expected) > 3
+
+    monkeypatch.setattr(runner, "STORE_BATCH", 3)
+    con = connect(audited_store)
+    report = run_audit(con, today=date(2024, 3, 15))
+    stored = con.execute(
+        "SELECT rule_id, resource_id, status, estimated_monthly_saving FROM findings WHERE run_id = ?", [report.run_id]
+    ).fetchall()
+    con.close()
+    assert sorted((r, res, s, None if v is None else v.normalize()) for r, res, s, v in stored) == [
+        (r, res, s, None if v is None else v.normalize()) for r, res, s, v in expected
+    ]
