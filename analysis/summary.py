@@ -50,19 +50,40 @@ def summarise(
     `since` is inclusive and `until` exclusive (billing months, as FOCUS periods are)."""
     where, params = _period_filter(since, until)
     zero = Decimal(0)
+    # One pass over the line items, grouped as finely as any figure below needs (a few thousand
+    # groups, kept in a TEMP table); each figure is then summed in SQL over those groups, exact.
+    # ai_spend and network_transfer are analysis_line_items filtered on ai_category /
+    # network_class, so the groups serve them too.
+    con.execute(
+        f"""
+        CREATE OR REPLACE TEMP TABLE costaudit_summary_groups AS
+        SELECT BillingCurrency, strftime(BillingPeriodStart, '%Y-%m') AS month, ProviderName, ai_category,
+               network_class, route, sum(BilledCost) AS billed, sum(EffectiveCost) AS effective,
+               sum(volume_gb) AS gb, count(*) AS n
+        FROM analysis_line_items WHERE {where}
+        GROUP BY ALL
+        """,
+        params,
+    )
+    try:
+        return _from_groups(con, top, zero)
+    finally:
+        con.execute("DROP TABLE IF EXISTS temp.costaudit_summary_groups")
+
+
+def _from_groups(con: duckdb.DuckDBPyConnection, top: int, zero: Decimal) -> list[CurrencySummary]:
+    g = "costaudit_summary_groups"
     by_currency: dict[str, CurrencySummary] = {}
     for currency, billed, effective, ai_billed, ai_effective, net_billed, net_effective, gb in con.execute(
         f"""
-        SELECT BillingCurrency, sum(BilledCost), sum(EffectiveCost),
-               sum(BilledCost) FILTER (WHERE ai_category IS NOT NULL),
-               sum(EffectiveCost) FILTER (WHERE ai_category IS NOT NULL),
-               sum(BilledCost) FILTER (WHERE network_class IS NOT NULL),
-               sum(EffectiveCost) FILTER (WHERE network_class IS NOT NULL),
-               sum(volume_gb) FILTER (WHERE network_class IS NOT NULL)
-        FROM analysis_line_items WHERE {where}
-        GROUP BY BillingCurrency ORDER BY BillingCurrency
-        """,
-        params,
+        SELECT BillingCurrency, sum(billed), sum(effective),
+               sum(billed) FILTER (WHERE ai_category IS NOT NULL),
+               sum(effective) FILTER (WHERE ai_category IS NOT NULL),
+               sum(billed) FILTER (WHERE network_class IS NOT NULL),
+               sum(effective) FILTER (WHERE network_class IS NOT NULL),
+               sum(gb) FILTER (WHERE network_class IS NOT NULL)
+        FROM {g} GROUP BY BillingCurrency ORDER BY BillingCurrency
+        """
     ).fetchall():
         by_currency[currency] = CurrencySummary(
             currency, billed or zero, effective or zero, ai_billed or zero, ai_effective or zero,
@@ -70,34 +91,31 @@ def summarise(
         )
     for currency, month, provider, category, billed, effective, rows in con.execute(
         f"""
-        SELECT BillingCurrency, strftime(BillingPeriodStart, '%Y-%m'), ProviderName, ai_category,
-               sum(BilledCost), sum(EffectiveCost), count(*)
-        FROM ai_spend WHERE {where}
+        SELECT BillingCurrency, month, ProviderName, ai_category, sum(billed), sum(effective), sum(n)::BIGINT
+        FROM {g} WHERE ai_category IS NOT NULL
         GROUP BY ALL ORDER BY 1, 2, 3, 5 DESC, 4
-        """,
-        params,
+        """
     ).fetchall():
         by_currency[currency].ai_rows.append((month, provider, category, billed, effective, rows))
     for currency, cls, billed, effective, gb, rows in con.execute(
         f"""
-        SELECT BillingCurrency, network_class, sum(BilledCost), sum(EffectiveCost), sum(volume_gb), count(*)
-        FROM network_transfer WHERE {where}
+        SELECT BillingCurrency, network_class, sum(billed), sum(effective), sum(gb), sum(n)::BIGINT
+        FROM {g} WHERE network_class IS NOT NULL
         GROUP BY ALL ORDER BY 1, 3 DESC, 2
-        """,
-        params,
+        """
     ).fetchall():
         by_currency[currency].network_classes.append((cls, billed, effective, gb or zero, rows))
     for currency, route, cls, billed, effective, gb in con.execute(
         f"""
         SELECT BillingCurrency, route, network_class, billed, effective, gb FROM (
-          SELECT BillingCurrency, route, network_class, sum(BilledCost) AS billed, sum(EffectiveCost) AS effective,
-                 sum(volume_gb) AS gb
-          FROM network_transfer WHERE {where} AND network_class <> 'inbound'
+          SELECT BillingCurrency, route, network_class, sum(billed) AS billed, sum(effective) AS effective,
+                 sum(gb) AS gb
+          FROM {g} WHERE network_class IS NOT NULL AND network_class <> 'inbound'
           GROUP BY ALL)
         QUALIFY row_number() OVER (PARTITION BY BillingCurrency ORDER BY billed DESC, route, network_class) <= ?
         ORDER BY 1, 4 DESC, 2, 3
         """,
-        [*params, top],
+        [top],
     ).fetchall():
         by_currency[currency].top_routes.append((route, cls, billed, effective, gb or zero))
     return list(by_currency.values())
