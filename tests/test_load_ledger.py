@@ -168,3 +168,18 @@ def test_a_file_rewritten_in_place_is_hashed_and_loaded_again(store, tmp_path):
     report = load_paths(store, [str(path)])
     assert [p.action for p in report.partitions] == ["replaced"]
     assert store.execute("SELECT sum(BilledCost) FROM line_items").fetchone()[0] == Decimal("9.90")
+
+
+def test_a_rerun_prints_the_ledger_but_does_not_scan_the_store_for_a_summary(cli, tmp_path):
+    """The first load prints reconciliation and the spend summary (a scan of every stored row);
+    a rerun with nothing new prints the reconciliation from the ledger and no summary, so it
+    costs the same at any store size."""
+    path = write(tmp_path / "sep.csv", [row(cost="1.10"), row(account="222", cost="2.20")])
+    first = cli("load", str(path))
+    assert first.exit_code == 0, first.output
+    assert "Reconciliation" in first.output and "Spend summary (store)" in first.output
+    again = cli("load", str(path))
+    assert again.exit_code == 0, again.output
+    assert "Reconciliation" in again.output and "1.10" in again.output and "2.20" in again.output
+    assert "Spend summary" not in again.output
+    assert "Nothing changed: every delivery was already loaded" in again.output

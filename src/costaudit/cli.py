@@ -82,7 +82,10 @@ def load(ctx: click.Context, paths: tuple[str, ...], currency: str | None, sourc
         report = load_paths(con, list(paths), opts=ReadOptions(default_currency=currency), source_export=source_export)
         if not quiet:
             print_load_report(report)
-            print_spend_summary(con)
+            # A rerun with nothing new must stay fast at any size: the summary is a scan of the
+            # whole store, and nothing in it changed.
+            if report.changed:
+                print_spend_summary(con)
     finally:
         con.close()
 
@@ -123,7 +126,7 @@ def print_load_report(report: LoadReport) -> None:
         )
     console.print(table)
     if not report.changed:
-        console.print("Nothing changed: every delivery was already loaded.")
+        console.print("Nothing changed: every delivery was already loaded (`costaudit summary` shows the spend).")
 
 
 def print_spend_summary(con) -> None:
