@@ -37,6 +37,7 @@ import signal
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
@@ -229,15 +230,42 @@ def main(argv: list[str] | None = None) -> int:
                         help="kill a step still running after this many seconds (default 3600)")
     parser.add_argument("--note", default="", help="a remark printed with the results (e.g. the machine was busy)")
     parser.add_argument("--no-write", action="store_true", help="do not update bench/RESULTS.md")
+    parser.add_argument("--suite", action="store_true",
+                        help="also time the whole test suite (pytest) on this machine, for the suite target")
     args = parser.parse_args(argv)
     sizes = [generate.parse_count(s) for s in args.sizes.split(",") if s.strip()]
     args.data.mkdir(parents=True, exist_ok=True)
     results = [bench_size(rows, args) for rows in sizes]
+    suite = time_suite() if args.suite else None
     if not args.no_write:
-        results_e2e.write(results)
+        results_e2e.write(results, suite=suite)
         print(f"\nwrote {results_e2e.RESULTS}")
     failed = [s["name"] for r in results for s in r["steps"] if not s["ok"]]
-    return 1 if failed else 0
+    return 1 if failed or (suite and not suite["ok"]) else 0
+
+
+def time_suite() -> dict:
+    """Run the README's test command's pytest in this checkout; its wall time, and the slowest
+    test (setup + call + teardown, from the JUnit XML pytest writes)."""
+    import xml.etree.ElementTree as ElementTree
+
+    repo = Path(__file__).resolve().parent.parent
+    with tempfile.TemporaryDirectory(prefix="costaudit-suite-") as tmp:
+        junit = Path(tmp) / "junit.xml"
+        print("\n== test suite (pytest)", flush=True)
+        started = time.perf_counter()
+        done = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", f"--junitxml={junit}"],
+                              cwd=repo, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False)
+        seconds = time.perf_counter() - started
+        cases = ElementTree.parse(junit).getroot().iter("testcase") if junit.exists() else []
+        times = [(float(c.get("time") or 0), f"{c.get('classname')}::{c.get('name')}") for c in cases]
+    slowest = max(times, default=(0.0, "-"))
+    result = {"ok": done.returncode == 0, "exit_code": done.returncode, "seconds": round(seconds, 1),
+              "tests": len(times), "slowest_seconds": round(slowest[0], 2), "slowest": slowest[1],
+              "when": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
+    print(f"  {result['tests']} tests in {result['seconds']} s (exit code {done.returncode}); slowest "
+          f"{result['slowest_seconds']} s {result['slowest']}", flush=True)
+    return result
 
 
 if __name__ == "__main__":
