@@ -327,3 +327,45 @@ def test_html_shows_the_largest_findings_per_family_and_counts_the_rest(demo, ex
         for currency in currencies or []:
             if (family, currency) in hidden_saving:
                 assert f"{money(hidden_saving[(family, currency)])} {currency}" in note
+
+
+def test_html_and_markdown_read_only_the_findings_they_show(demo, expected, tmp_path):
+    """A report of HTML / Markdown only reads the largest findings of each family, status and
+    currency (at 50M rows a run holds ~10^6 findings) and counts the rest in SQL: the pages are
+    the same as from every finding, and the formats that list every finding refuse such data."""
+    import re
+    from dataclasses import replace
+
+    from costaudit.reports import findings_limit
+    from costaudit.reports.html import render_html
+    from costaudit.reports.markdown import render_markdown
+
+    store, _, _ = demo
+    con = connect(store, read_only=True)
+    try:
+        complete = build_report_data(con, run_id=expected["run_id"])
+        partial = build_report_data(con, run_id=expected["run_id"], findings_limit=1)
+    finally:
+        con.close()
+    partial = replace(partial, generated_at=complete.generated_at)
+    assert len(complete.findings) == expected["findings"]
+    assert len(partial.findings) < len(complete.findings)
+    assert not partial.findings_complete and complete.findings_complete
+    assert partial.status_counts() == complete.status_counts()
+    assert sum(partial.status_counts().values()) == expected["findings"]
+    assert partial.families() == complete.families()
+    assert partial.coverage == complete.coverage and partial.rules == complete.rules
+    # Same page, but for the "top findings" chart, which shows the 10 largest per currency and so
+    # needs findings_limit >= 10 (findings_limit() never asks for fewer).
+    def without_charts(page: str) -> str:
+        return re.sub(r'<section id="charts">.*?</section>', "", page, flags=re.S)
+
+    assert without_charts(render_html(partial, 1)) == without_charts(render_html(complete, 1))
+    assert 'class="more"' in render_html(partial, 1)
+    assert render_markdown(partial, top=1) == render_markdown(complete, top=1)
+    with pytest.raises(ValueError, match="lists every finding"):
+        write_report(partial, "csv", tmp_path)
+
+    assert findings_limit(("html",)) == 100 and findings_limit(("html",), 3) == 10
+    assert findings_limit(("md",)) == 10 and findings_limit(("html", "md"), 0) is None
+    assert findings_limit(("html", "csv")) is None and findings_limit(("xlsx",)) is None

@@ -326,7 +326,7 @@ def write_reports(store: Path, settings: ReportSettings, run_id: str, today: dat
     Returns the files written, or none and the reason when the reports module is absent. A
     failure here comes after the swap: the message says the run itself is stored."""
     try:
-        from costaudit.reports import build_report_data, write_report  # type: ignore[attr-defined]
+        from costaudit.reports import build_report_data, findings_limit, write_report  # type: ignore[attr-defined]
     except ImportError:
         note = ("reports not written: this installation has no report writer yet "
                 f"(costaudit.reports); configured formats: {', '.join(settings.formats)}")
@@ -338,7 +338,8 @@ def write_reports(store: Path, settings: ReportSettings, run_id: str, today: dat
     try:
         con = connect(store, read_only=True)
         try:
-            data = build_report_data(con, run_id=run_id, today=today)  # a stored run keeps its own window
+            data = build_report_data(con, run_id=run_id, today=today,  # a stored run keeps its own window
+                                     findings_limit=findings_limit(settings.formats))
         finally:
             con.close()
         try:

@@ -12,6 +12,7 @@ the spend it covers, running the analysis and the audit first when the store has
 
 from .build import build_report_data
 from .data import SCHEMA_VERSION, ReportData
-from .write import FORMATS, target_path, write_report
+from .write import FORMATS, findings_limit, target_path, write_report
 
-__all__ = ["FORMATS", "SCHEMA_VERSION", "ReportData", "build_report_data", "target_path", "write_report"]
+__all__ = ["FORMATS", "SCHEMA_VERSION", "ReportData", "build_report_data", "findings_limit", "target_path",
+           "write_report"]

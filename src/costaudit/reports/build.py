@@ -14,7 +14,6 @@ re-derives what a rule computed.
 from __future__ import annotations
 
 import json
-from collections import Counter
 from dataclasses import fields
 from datetime import UTC, date, datetime
 from decimal import Decimal
@@ -207,12 +206,18 @@ def _rule_metadata(rules) -> tuple[dict, str | None]:
     return {r.id: r.rule for r in loaded}, None
 
 
-def _findings(con, run_id: str, meta: dict) -> list[FindingRow]:
+def _findings(con, run_id: str, meta: dict, limit: int | None = None) -> list[FindingRow]:
+    """The run's findings by currency and saving; with `limit`, only the largest `limit` of each
+    (family, status, currency), the ones an HTML or Markdown report shows in full."""
     # Named columns: the findings table may grow columns this version does not know.
     columns = [f.name for f in fields(FindingRow) if f.name != "remediation"]
+    top = ""
+    if limit is not None:
+        top = f"""QUALIFY row_number() OVER (PARTITION BY family, status, currency
+                     ORDER BY estimated_monthly_saving DESC NULLS LAST, rule_id, fingerprint) <= {int(limit)}"""
     rows = _rows(
         con,
-        f"""SELECT {', '.join(columns)} FROM findings WHERE run_id = ?
+        f"""SELECT {', '.join(columns)} FROM findings WHERE run_id = ? {top}
             ORDER BY currency NULLS LAST, estimated_monthly_saving DESC NULLS LAST, rule_id, fingerprint""",
         [run_id],
     )
@@ -225,24 +230,38 @@ def _findings(con, run_id: str, meta: dict) -> list[FindingRow]:
     return found
 
 
-def _rules(con, run_id: str, meta: dict, findings: list[FindingRow]) -> list[RuleRow]:
+def _finding_counts(con, run_id: str) -> dict[tuple[str, str, str | None], tuple[int, Decimal | None]]:
+    """Every finding of the run counted per (family, status, currency), with the summed saving."""
+    return {
+        (family, status, currency): (n, saving)
+        for family, status, currency, n, saving in con.execute(
+            """SELECT family, status, currency, count(*), sum(estimated_monthly_saving) FROM findings
+               WHERE run_id = ? GROUP BY ALL ORDER BY ALL""", [run_id]).fetchall()
+    }
+
+
+def _rules(con, run_id: str, meta: dict) -> list[RuleRow]:
+    # A rule no longer installed is described by its stored findings (any one of them).
+    examples = {rule_id: (title, family, severity) for rule_id, title, family, severity in con.execute(
+        """SELECT rule_id, any_value(title), any_value(family), any_value(severity) FROM findings
+           WHERE run_id = ? GROUP BY rule_id""", [run_id]).fetchall()}
     result = []
     for row in _rows(con, "SELECT * FROM rule_results WHERE run_id = ? ORDER BY rule_id", [run_id]):
         rule = meta.get(row["rule_id"])
-        example = next((f for f in findings if f.rule_id == row["rule_id"]), None)
+        example = examples.get(row["rule_id"])
         result.append(RuleRow(
             rule_id=row["rule_id"], status=row["status"], reason=row["reason"], findings=row["findings"],
             parameters=json.loads(row["parameters"] or "{}"), origin=row["origin"],
-            title=rule.title if rule else (example.title if example else row["rule_id"]),
-            family=rule.family if rule else (example.family if example else "other"),
-            severity=rule.severity if rule else (example.severity if example else ""),
+            title=rule.title if rule else (example[0] if example else row["rule_id"]),
+            family=rule.family if rule else (example[1] if example else "other"),
+            severity=rule.severity if rule else (example[2] if example else ""),
             why=rule.why if rule else None, how_to_fix=rule.how_to_fix if rule else None,
             references=tuple(rule.references) if rule else (),
         ))
     return result
 
 
-def _coverage(con, run: RunInfo, findings: list[FindingRow], rules: list[RuleRow], today: date) -> Coverage:
+def _coverage(con, run: RunInfo, rules: list[RuleRow], today: date) -> Coverage:
     where, params = "TRUE", {}
     if run.since is not None and run.until is not None:
         where, params = "BillingPeriodStart >= $since AND BillingPeriodStart < $until", {
@@ -284,10 +303,19 @@ def _coverage(con, run: RunInfo, findings: list[FindingRow], rules: list[RuleRow
             row["basis"], state, note))
     skipped = [Skipped("rule", r.rule_id, f"{r.status}: {r.reason or 'no reason recorded'}")
                for r in rules if r.status != "ok"]
-    not_assessed = Counter(f.rule_id for f in findings if f.status == "not_assessed")
-    for rule_id, count in sorted(not_assessed.items()):
-        reasons = Counter(f.summary for f in findings if f.rule_id == rule_id and f.status == "not_assessed")
-        common, times = reasons.most_common(1)[0]
+    # Per rule: how many resources were not assessed, and the most common reason (ties: the
+    # reason first met in the findings' order, as the report lists them).
+    for rule_id, count, common, times in con.execute(
+        """WITH reasons AS (
+             SELECT rule_id, summary, count(*) AS times,
+                    min(seen) AS first_seen
+             FROM (SELECT rule_id, summary, row_number() OVER (
+                     ORDER BY currency NULLS LAST, estimated_monthly_saving DESC NULLS LAST, rule_id, fingerprint) AS seen
+                   FROM findings WHERE run_id = ? AND status = 'not_assessed')
+             GROUP BY ALL)
+           SELECT rule_id, sum(times) OVER (PARTITION BY rule_id)::BIGINT, summary, times FROM reasons
+           QUALIFY row_number() OVER (PARTITION BY rule_id ORDER BY times DESC, first_seen) = 1
+           ORDER BY rule_id""", [run.run_id]).fetchall():
         skipped.append(Skipped("findings", rule_id,
                                f"{count} resource(s) not assessed; most common reason ({times}x): {common}"))
     skipped += [Skipped("period", month, "no billing data loaded for this month") for month in missing]
@@ -313,6 +341,7 @@ def build_report_data(
     config_path: Path | None = None,
     rules: list | None = None,
     today: date | None = None,
+    findings_limit: int | None = None,
 ) -> ReportData:
     """The data of a report on one audit run.
 
@@ -320,7 +349,9 @@ def build_report_data(
     first day); `run_id` names a stored run instead. Without `run_id`, the analysis and the audit
     run first when the latest run is missing or stale (see the module doc), which needs a
     writable connection. `config_path` is the costaudit.toml for that audit (default
-    ./costaudit.toml when present); `rules` replaces the registered rules (plugins, tests)."""
+    ./costaudit.toml when present); `rules` replaces the registered rules (plugins, tests).
+    `findings_limit` keeps only the largest findings of each family, status and currency (every
+    finding is still counted): enough for the HTML and Markdown reports, not for CSV/XLSX/JSON."""
     today = today or datetime.now(UTC).date()
     chosen, ran, notes = _resolve_run(
         con, since=_month_text(since, "--since"), until=_month_text(until, "--until"), run_id=run_id,
@@ -335,14 +366,15 @@ def build_report_data(
     meta, meta_note = _rule_metadata(rules)
     if meta_note:
         notes.append(meta_note)
-    findings = _findings(con, run.run_id, meta)
-    rule_rows = _rules(con, run.run_id, meta, findings)
-    coverage = _coverage(con, run, findings, rule_rows, today)
+    findings = _findings(con, run.run_id, meta, findings_limit)
+    rule_rows = _rules(con, run.run_id, meta)
+    coverage = _coverage(con, run, rule_rows, today)
     provisional = [p.period for p in coverage.periods if p.provisional]
     if provisional:
         notes.append(f"open billing month(s) {', '.join(provisional)}: provisional, the bill can still change")
     return ReportData(
         generated_at=datetime.now(UTC), generator=f"costaudit {__version__}", run=run, audit_ran=ran,
         currencies=_currencies(con, run), findings=findings, rules=rule_rows, coverage=coverage,
-        changes=_changes(con, run), notes=notes,
+        changes=_changes(con, run), notes=notes, finding_counts=_finding_counts(con, run.run_id),
+        findings_complete=findings_limit is None,
     )

@@ -13,7 +13,7 @@ from costaudit.errors import CostauditError, UsageError
 from costaudit.store import connect
 
 from .build import build_report_data
-from .write import FORMATS, write_report
+from .write import FORMATS, findings_limit, write_report
 
 
 @click.command("report")
@@ -49,7 +49,9 @@ def report(ctx: click.Context, formats: tuple[str, ...], out: Path | None, since
         raise CostauditError(f"{db}: no store here yet; run `costaudit load PATH...` first")
     con = connect(db)
     try:
-        data = build_report_data(con, since=since, until=until, run_id=run_id, config_path=config_path)
+        # Only the HTML / Markdown? Then only the findings they show are read (all are counted).
+        data = build_report_data(con, since=since, until=until, run_id=run_id, config_path=config_path,
+                                 findings_limit=findings_limit(formats, html_findings))
     finally:
         con.close()
     for note in data.notes:

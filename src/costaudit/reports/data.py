@@ -268,11 +268,24 @@ class ReportData:
     changes: dict[str, int] | None
     notes: list[str]
     schema_version: str = SCHEMA_VERSION
+    # Every finding of the run counted in SQL: (family, status, currency) -> (count, summed
+    # estimated saving). `findings` may hold only the largest of each such group
+    # (`findings_complete` False) when only the HTML and Markdown reports are written.
+    finding_counts: dict[tuple[str, str, str | None], tuple[int, Decimal | None]] = field(default_factory=dict)
+    findings_complete: bool = True
 
     def families(self) -> list[str]:
         """Families of the rules in the run and of the findings, in a fixed order."""
         present = {r.family for r in self.rules} | {f.family for f in self.findings}
+        present |= {family for family, _, _ in self.finding_counts}
         return sorted(present, key=lambda f: (FAMILY_ORDER.index(f) if f in FAMILY_ORDER else 99, f))
+
+    def count_of(self, family: str, status: str) -> int:
+        """How many findings of `family` have `status`, across currencies (all of them, also when
+        `findings` holds only the largest)."""
+        if not self.finding_counts:
+            return len(self.findings_of(family, status))
+        return sum(n for (fam, st, _), (n, _) in self.finding_counts.items() if fam == family and st == status)
 
     def findings_of(self, family: str, status: str | None = None) -> list[FindingRow]:
         return [f for f in self.findings if f.family == family and (status is None or f.status == status)]
@@ -285,6 +298,10 @@ class ReportData:
 
     def status_counts(self) -> dict[str, int]:
         counts = {status: 0 for status in STATUS_ORDER}
+        if self.finding_counts:
+            for (_, status, _), (n, _) in self.finding_counts.items():
+                counts[status] = counts.get(status, 0) + n
+            return counts
         for finding in self.findings:
             counts[finding.status] = counts.get(finding.status, 0) + 1
         return counts

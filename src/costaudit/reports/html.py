@@ -105,25 +105,40 @@ def _first_per_currency(items: list[FindingRow], limit: int) -> tuple[list[Findi
 
 
 def family_sections(data: ReportData, limit: int = HTML_FINDINGS_PER_FAMILY) -> list[FamilySection]:
-    """Each family of the run with the findings the HTML shows in full and what it only counts."""
+    """Each family of the run with the findings the HTML shows in full and what it only counts.
+
+    Counts and hidden savings come from `ReportData.finding_counts` (every finding, counted in
+    SQL), so they are right also when `data.findings` holds only the largest of each group."""
     by_family: dict[str, dict[str, list[FindingRow]]] = defaultdict(lambda: defaultdict(list))
     for finding in data.findings:  # already ordered by currency and saving
         by_family[finding.family][finding.status].append(finding)
     sections = []
     for family in data.families():
         groups = by_family.get(family, {})
-        suppressed = groups.get("suppressed", [])
-        open_shown, open_hidden = _first_per_currency(groups.get("open", []), limit)
-        sup_shown, sup_hidden = _first_per_currency(suppressed, limit)
-        na_shown, na_hidden = _first_per_currency(groups.get("not_assessed", []), limit)
+        open_shown, _ = _first_per_currency(groups.get("open", []), limit)
+        sup_shown, _ = _first_per_currency(groups.get("suppressed", []), limit)
+        na_shown, _ = _first_per_currency(groups.get("not_assessed", []), limit)
+        open_count, suppressed_count = data.count_of(family, "open"), data.count_of(family, "suppressed")
         savings: dict[str, Decimal] = defaultdict(Decimal)
-        for item in open_hidden:
+        if data.finding_counts:
+            for (fam, status, currency), (_, saving) in data.finding_counts.items():
+                if fam == family and status == "open" and currency and saving is not None:
+                    savings[currency] += saving
+        else:
+            for item in groups.get("open", []):
+                if item.currency and item.estimated_monthly_saving is not None:
+                    savings[item.currency] += item.estimated_monthly_saving
+        for item in open_shown:  # what is shown is not part of "the rest"
             if item.currency and item.estimated_monthly_saving is not None:
-                savings[item.currency] += item.estimated_monthly_saving
+                savings[item.currency] -= item.estimated_monthly_saving
+        hidden = open_count + suppressed_count - len(open_shown) - len(sup_shown)
+        hidden_open = open_count - len(open_shown)
         sections.append(FamilySection(
-            family=family, open_count=len(groups.get("open", [])), suppressed_count=len(suppressed),
-            shown=open_shown + sup_shown, hidden=len(open_hidden) + len(sup_hidden),
-            hidden_savings=sorted(savings.items()), not_assessed_shown=na_shown, not_assessed_hidden=len(na_hidden),
+            family=family, open_count=open_count, suppressed_count=suppressed_count,
+            shown=open_shown + sup_shown, hidden=hidden,
+            hidden_savings=sorted((c, v) for c, v in savings.items() if hidden_open and v),
+            not_assessed_shown=na_shown,
+            not_assessed_hidden=data.count_of(family, "not_assessed") - len(na_shown),
         ))
     return sections
 

@@ -57,8 +57,7 @@ def render_markdown(data: ReportData, top: int = TOP) -> str:
             )
     lines += ["", "## Findings by family", ""]
     for family in data.families():
-        found = data.findings_of(family)
-        by_status = {s: sum(1 for f in found if f.status == s) for s in ("open", "suppressed", "not_assessed")}
+        by_status = {s: data.count_of(family, s) for s in ("open", "suppressed", "not_assessed")}
         lines.append(f"- {md(family)}: {by_status['open']} open, {by_status['suppressed']} suppressed, "
                      f"{by_status['not_assessed']} not assessed")
     skipped = data.coverage.skipped

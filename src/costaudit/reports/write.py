@@ -21,6 +21,9 @@ from .data import ReportData
 
 EXTENSIONS = {"html": "html", "xlsx": "xlsx", "csv": "csv", "json": "json", "md": "md"}
 FORMATS = tuple(EXTENSIONS)
+# Formats that show the largest findings and count the rest: their data may be built with a
+# findings limit (see `findings_limit`); the others list every finding.
+SUMMARY_FORMATS = ("html", "md")
 DEFAULT_NAME = "costaudit-report"
 
 
@@ -89,12 +92,28 @@ def atomic_write(target: Path, payload: bytes) -> None:
         os.close(folder)
 
 
+def findings_limit(formats: tuple[str, ...] | list[str], html_findings: int | None = None) -> int | None:
+    """The findings a report needs per family, status and currency for `formats`: None (all) when
+    one of them lists every finding, else enough for the HTML cap and the Markdown top list."""
+    from .html import HTML_FINDINGS_PER_FAMILY
+    from .markdown import TOP
+
+    if not formats or any(fmt not in SUMMARY_FORMATS for fmt in formats):
+        return None
+    cap = HTML_FINDINGS_PER_FAMILY if html_findings is None else html_findings
+    if "html" in formats and cap == 0:
+        return None
+    return max(cap if "html" in formats else 0, TOP)
+
+
 def write_report(data: ReportData, fmt: str, out: Path, *, html_findings: int | None = None) -> Path:
     """Render `data` as `fmt` (html, xlsx, csv, json, md) and write it atomically to `out`
     (a file, or an existing folder: ``<folder>/costaudit-report.<ext>``). Returns the path written.
     `html_findings` caps the findings the HTML shows in full per family and currency (0: all)."""
     if fmt not in EXTENSIONS:
         raise UsageError(f"report format {fmt!r}: expected one of {', '.join(FORMATS)}")
+    if fmt not in SUMMARY_FORMATS and not data.findings_complete:
+        raise ValueError(f"a {fmt} report lists every finding: build its data without findings_limit")
     target = target_path(fmt, Path(out))
     payload = _renderer(fmt, html_findings)(data)
     try:
