@@ -192,6 +192,16 @@ def step_rules(args, clock: Clock) -> dict:
         return [dataclasses.replace(r, evaluate=clock.timed(f"rule {r.id}", r.evaluate)) for r in all_rules()]
 
     runner.all_rules = timed_rules
+    # A rule's SELECT runs when the runner stages its rows (evaluate only builds shared scratch
+    # tables): both count as the rule's time.
+    stage = runner._stage_rule
+
+    def timed_stage(con, rule, *rest):
+        return clock.timed(f"rule {rule.id}", stage)(con, rule, *rest)
+
+    runner._stage_rule = timed_stage
+    clock.wrap(runner, "_apply_suppressions", "rules: suppressions (SQL)")
+    clock.wrap(runner, "_summarise", "rules: counts, totals and the top findings read back (SQL)")
     from costaudit.store import connect
 
     clock.begin()

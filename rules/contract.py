@@ -10,7 +10,9 @@ A rule is one module with two names:
 ``evaluate(ctx: RuleContext) -> list[Finding]``
     reads the store through ``ctx`` (SQL over ``current_line_items`` and the side tables) and
     returns findings. It never opens a file or a cloud SDK. Most rules write one SELECT that
-    yields the fixed finding columns and hand it to `RuleContext.findings`.
+    yields the fixed finding columns and return `RuleContext.findings` of it: a `FindingQuery`,
+    which behaves as the list but lets the runner keep the rows in DuckDB (a rule that returns
+    a plain list works too; its findings go to DuckDB in batches).
 
 The runner checks each `Need` before calling ``evaluate``; when data is missing the rule is
 reported as skipped with the reason, so ``evaluate`` may assume its tables and columns exist.
@@ -18,11 +20,10 @@ reported as skipped with the reason, so ``evaluate`` may assume its tables and c
 
 from __future__ import annotations
 
-import hashlib
 import itertools
 import json
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
@@ -145,11 +146,27 @@ class Finding:
         return fingerprint(self.rule_id, self.provider, self.billing_account_id, self.resource_id)
 
 
+# The finding's identity, stable across runs: sha256 of rule id, provider, billing account and
+# resource, lower-cased (exports spell the same Azure resource id in different cases) and joined
+# by the unit separator. Defined once, in SQL: the runner computes it over a rule's rows in
+# DuckDB, and `fingerprint` below asks DuckDB too, so the two can never lower-case differently.
+FINGERPRINT_SQL = (
+    "sha256(concat_ws(chr(31), rule_id, lower(provider), lower(coalesce(billing_account_id, '')), lower(resource_id)))"
+)
+_FINGERPRINT_CON: duckdb.DuckDBPyConnection | None = None
+
+
 def fingerprint(rule_id: str, provider: str, billing_account_id: str | None, resource_id: str) -> str:
-    """Stable across runs: rule id + provider + billing account + resource (case-insensitive,
-    since exports spell the same Azure resource id in different cases)."""
-    parts = [rule_id, provider.lower(), (billing_account_id or "").lower(), resource_id.lower()]
-    return hashlib.sha256("\x1f".join(parts).encode("utf-8")).hexdigest()
+    """`FINGERPRINT_SQL` of one finding (for findings built in Python, e.g. by a plugin)."""
+    global _FINGERPRINT_CON
+    if _FINGERPRINT_CON is None:
+        _FINGERPRINT_CON = duckdb.connect()
+    row = _FINGERPRINT_CON.execute(
+        f"SELECT {FINGERPRINT_SQL} FROM (SELECT ? AS rule_id, ? AS provider, ? AS billing_account_id, ? AS resource_id)",
+        [rule_id, provider, billing_account_id, resource_id],
+    ).fetchone()
+    assert row is not None
+    return row[0]
 
 
 FINDING_COLUMNS = (
@@ -227,21 +244,14 @@ class RuleContext:
         """Run SQL with the window, parameters and `extra` bound by name."""
         return self.con.execute(sql, self.bindings(sql, extra))
 
-    def findings(self, sql: str, **extra: Any) -> list[Finding]:
+    def findings(self, sql: str, **extra: Any) -> FindingQuery:
         """Findings from a SELECT returning `FINDING_COLUMNS` (plus an optional ``status``).
 
         ``evidence`` is JSON object text built in SQL; the cost basis is recorded on each finding.
-        """
-        cursor = self.query(sql, **extra)
-        names = [d[0] for d in cursor.description]
-        missing = [c for c in FINDING_COLUMNS if c not in names]
-        if missing:
-            raise RuleContractError(f"rule {self.rule.id}: findings query lacks columns {missing}")
-        results = []
-        # In batches: the raw rows of a large rule's result never sit in memory beside its findings.
-        while rows := cursor.fetchmany(10_000):
-            results.extend(self._finding(dict(zip(names, row, strict=True))) for row in rows)
-        return results
+        Nothing runs here: the runner stages the SELECT's rows in DuckDB with one INSERT (no Python
+        object per finding, so a run with a million findings stays small); iterating the result
+        reads them as `Finding`s."""
+        return FindingQuery(self, sql, self.bindings(sql, extra))
 
     def _finding(self, record: dict[str, Any]) -> Finding:
         evidence = record["evidence"]
@@ -266,6 +276,50 @@ class RuleContext:
         )
 
 
+class FindingQuery:
+    """What `RuleContext.findings` returns: a rule's findings SELECT, not yet run.
+
+    The runner hands it to DuckDB whole (`relation`); anyone else may iterate it, index it or
+    take its length like the list of `Finding` that `evaluate` is documented to return (the rows
+    are then read once, in batches, and kept)."""
+
+    __slots__ = ("ctx", "sql", "params", "_items")
+
+    def __init__(self, ctx: RuleContext, sql: str, params: dict[str, Any]) -> None:
+        self.ctx = ctx
+        self.sql = sql
+        self.params = params
+        self._items: list[Finding] | None = None
+
+    def relation(self) -> duckdb.DuckDBPyRelation:
+        """The SELECT bound (not run), after checking it has the finding columns."""
+        rel = self.ctx.con.sql(self.sql, params=self.params)
+        missing = [c for c in FINDING_COLUMNS if c not in rel.columns]
+        if missing:
+            raise RuleContractError(f"rule {self.ctx.rule.id}: findings query lacks columns {missing}")
+        return rel
+
+    def _read(self) -> list[Finding]:
+        if self._items is None:
+            self.relation()
+            cursor = self.ctx.con.execute(self.sql, self.params)
+            names = [d[0] for d in cursor.description]
+            items: list[Finding] = []
+            while rows := cursor.fetchmany(10_000):
+                items.extend(self.ctx._finding(dict(zip(names, row, strict=True))) for row in rows)
+            self._items = items
+        return self._items
+
+    def __iter__(self) -> Iterator[Finding]:
+        return iter(self._read())
+
+    def __len__(self) -> int:
+        return len(self._read())
+
+    def __getitem__(self, index: int) -> Finding:
+        return self._read()[index]
+
+
 def _decimal(value: Any) -> Decimal | None:
     if value is None:
         return None
@@ -274,7 +328,7 @@ def _decimal(value: Any) -> Decimal | None:
     return Decimal(value)
 
 
-Evaluate = Callable[[RuleContext], list[Finding]]
+Evaluate = Callable[[RuleContext], "list[Finding] | FindingQuery"]
 
 
 @dataclass(frozen=True)

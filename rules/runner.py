@@ -3,9 +3,16 @@
 Order of work: resolve the window; load the shipped catalogue; for each rule, check its data
 needs (missing data -> skipped, with the reason; asked once per table for all rules, see
 `needs`), evaluate it (reads only; TEMP tables the rules share live in the run's `RunScratch`
-and are dropped when the rules are done), validate what it returned; apply suppressions; then
-write the run, the per-rule results and the findings in one transaction. A rule that raises is
-recorded as ``error`` and the others still run.
+and are dropped when the rules are done), stage and validate what it returned; apply
+suppressions; then write the run, the per-rule results and the findings in one transaction. A
+rule that raises, or returns a finding that breaks the contract, is recorded as ``error`` (none
+of its findings are kept) and the others still run.
+
+Findings stay in DuckDB from the rule's SELECT to the store: a rule's `FindingQuery` becomes
+rows of a TEMP stage with one INSERT ... SELECT, where the fingerprint, the contract checks, the
+open-month label and the suppressions are computed in SQL; the run's counts and totals are
+summed there too. Only the findings a caller reads back (`keep`) become Python objects, so an
+audit of a million findings needs no more memory than one of ten.
 """
 
 from __future__ import annotations
@@ -13,7 +20,7 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Collection
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
@@ -24,7 +31,18 @@ import pyarrow as pa
 from costaudit.errors import UsageError
 
 from .config import RulesConfig, Suppression
-from .contract import RULE_STATUSES, Finding, LoadedRule, ParamValue, RuleContext, RunScratch, Window
+from .contract import (
+    FINGERPRINT_SQL,
+    RULE_STATUSES,
+    Finding,
+    FindingQuery,
+    LoadedRule,
+    ParamValue,
+    RuleContext,
+    RuleContractError,
+    RunScratch,
+    Window,
+)
 from .instance_catalogue import refresh_catalogue
 from .needs import BILLING_TABLE, NeedsProfile, check_needs
 from .registry import all_rules
@@ -41,7 +59,7 @@ class RuleOutcome:
     status: str  # 'ok', 'skipped', 'disabled', 'error'
     reason: str | None = None
     params: dict[str, ParamValue] = field(default_factory=dict)
-    findings: list[Finding] = field(default_factory=list)
+    found: int = 0  # findings the rule made (all stored with the run)
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,14 +71,19 @@ class AppliedFinding:
     suppression_reason: str | None = None
     suppression_expires: date | None = None
     suppression_note: str | None = None
+    stored_fingerprint: str | None = None  # as the store computed it (`contract.FINGERPRINT_SQL`)
 
     @property
     def fingerprint(self) -> str:
-        return self.finding.fingerprint
+        return self.stored_fingerprint or self.finding.fingerprint
 
 
 @dataclass
 class AuditReport:
+    """A stored run, summed up in SQL. Every finding is in the store (``findings``, by
+    ``run_id``); `findings` here holds what was read back: all of them, or the `keep` largest
+    of each status and currency (`run_audit`), in the order `costaudit audit` prints them."""
+
     run_id: str
     window: Window | None
     periods: list[str]
@@ -69,9 +92,15 @@ class AuditReport:
     findings: list[AppliedFinding]
     expired: list[Suppression]
     unused: list[Suppression]
+    counts: dict[str, int] = field(default_factory=dict)  # findings per status
+    open_by_severity: dict[str, int] = field(default_factory=dict)
+    # per currency: (sum of the estimated saving of open findings, how many have one)
+    open_savings: dict[str, tuple[Decimal, int]] = field(default_factory=dict)
+    # findings not in `findings`, per status and currency ("no currency" when it has none)
+    not_read: dict[str, dict[str, int]] = field(default_factory=dict)
 
     def count(self, status: str) -> int:
-        return sum(1 for f in self.findings if f.status == status)
+        return self.counts.get(status, 0)
 
     def rules_with(self, status: str) -> list[RuleOutcome]:
         return [o for o in self.outcomes if o.status == status]
@@ -109,58 +138,199 @@ def resolve_window(con: duckdb.DuckDBPyConnection, since: str | None, until: str
     return Window(start, end)
 
 
-def _check_findings(rule: LoadedRule, findings: Any) -> list[Finding]:
-    if not isinstance(findings, list) or not all(isinstance(f, Finding) for f in findings):
+# Every finding of a run waits in this TEMP table (one INSERT ... SELECT per rule) until the
+# run is stored: no Python object per finding, so the memory of a run does not grow with its
+# findings (a large estate has about a million).
+STAGE = "costaudit_run_findings"
+_RULE_ROWS = "costaudit_rule_findings"
+_MONEY = "DECIMAL(38,12)"  # what the store keeps (rules.schema.MONEY)
+_STAGE_COLUMNS = (
+    ("rule_id", "VARCHAR"), ("fingerprint", "VARCHAR"), ("provider", "VARCHAR"), ("billing_account_id", "VARCHAR"),
+    ("sub_account_id", "VARCHAR"), ("region", "VARCHAR"), ("resource_id", "VARCHAR"),
+    ("billing_period", "TIMESTAMPTZ"), ("summary", "VARCHAR"), ("evidence", "VARCHAR"),
+    ("monthly_cost_in_scope", _MONEY), ("estimated_monthly_saving", _MONEY), ("currency", "VARCHAR"),
+    ("estimate_method", "VARCHAR"), ("cost_basis", "VARCHAR"), ("status", "VARCHAR"),
+)
+_STAGE_NAMES = ", ".join(name for name, _ in _STAGE_COLUMNS)
+_FLOAT_TYPES = ("FLOAT", "DOUBLE", "REAL")
+
+
+def _sql_text(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"
+
+
+def _rule_rows_from_query(con: duckdb.DuckDBPyConnection, query: FindingQuery, cost_basis: str) -> None:
+    """The rule's SELECT into the per-rule TEMP table, shaped as the stage (DuckDB does it all)."""
+    rel = query.relation()
+    types = dict(zip(rel.columns, (str(t).upper() for t in rel.types), strict=True))
+    for money in ("monthly_cost_in_scope", "estimated_monthly_saving"):
+        if types[money] in _FLOAT_TYPES:
+            raise RuleContractError(
+                f"{money} is {types[money]}: money must be DECIMAL in SQL, not DOUBLE (cast before returning it)"
+            )
+    status = "coalesce(status, 'open')" if "status" in rel.columns else "'open'"
+    rule_id = _sql_text(query.ctx.rule.id)
+    con.execute(
+        f"""CREATE OR REPLACE TEMP TABLE {_RULE_ROWS} AS
+        SELECT {rule_id} AS rule_id, CAST(provider AS VARCHAR) AS provider,
+               CAST(billing_account_id AS VARCHAR) AS billing_account_id,
+               CAST(sub_account_id AS VARCHAR) AS sub_account_id, CAST(region AS VARCHAR) AS region,
+               CAST(resource_id AS VARCHAR) AS resource_id, CAST(billing_period AS TIMESTAMPTZ) AS billing_period,
+               CAST(summary AS VARCHAR) AS summary,
+               coalesce(CAST(CAST(evidence AS JSON) AS VARCHAR), '{{}}') AS evidence,
+               CAST(monthly_cost_in_scope AS {_MONEY}) AS monthly_cost_in_scope,
+               CAST(estimated_monthly_saving AS {_MONEY}) AS estimated_monthly_saving,
+               CAST(currency AS VARCHAR) AS currency, CAST(estimate_method AS VARCHAR) AS estimate_method,
+               {_sql_text(cost_basis)} AS cost_basis, CAST({status} AS VARCHAR) AS status
+        FROM ({query.sql}) q""",
+        query.params,
+    )
+
+
+def _rule_rows_from_list(con: duckdb.DuckDBPyConnection, findings: list[Finding]) -> None:
+    """Findings built in Python (a plugin rule) into the per-rule TEMP table, in Arrow batches."""
+    con.execute(
+        f"CREATE OR REPLACE TEMP TABLE {_RULE_ROWS} ("
+        + ", ".join(f"{name} {sql_type}" for name, sql_type in _STAGE_COLUMNS if name != "fingerprint")
+        + ")"
+    )
+    fields = [name for name, _ in _STAGE_COLUMNS if name != "fingerprint"]
+    types = {"billing_period": pa.timestamp("us", tz="UTC"), "monthly_cost_in_scope": _MONEY_ARROW,
+             "estimated_monthly_saving": _MONEY_ARROW}
+    for start in range(0, len(findings), STORE_BATCH):
+        columns: dict[str, list] = {name: [] for name in fields}
+        for f in findings[start:start + STORE_BATCH]:
+            values = (
+                f.rule_id, f.provider, f.billing_account_id, f.sub_account_id, f.region, f.resource_id,
+                f.billing_period, f.summary, json.dumps(f.evidence, default=str), _money(f.monthly_cost_in_scope),
+                _money(f.estimated_monthly_saving), f.currency, f.estimate_method, f.cost_basis, f.status,
+            )
+            for name, value in zip(fields, values, strict=True):
+                columns[name].append(value)
+        batch = pa.table({name: pa.array(values, types.get(name, pa.string())) for name, values in columns.items()})
+        con.register("findings_batch", batch)
+        try:
+            con.execute(f"INSERT INTO {_RULE_ROWS} BY NAME SELECT * FROM findings_batch")
+        finally:
+            con.unregister("findings_batch")
+
+
+def _problem_condition(rule_id: str) -> str:
+    """SQL true for a row of the per-rule table that breaks the finding contract."""
+    statuses = ", ".join(_sql_text(s) for s in RULE_STATUSES)
+    return f"""(rule_id IS DISTINCT FROM {_sql_text(rule_id)}
+        OR status IS NULL OR status NOT IN ({statuses})
+        OR coalesce(provider, '') = '' OR coalesce(resource_id, '') = ''
+        OR coalesce(summary, '') = '' OR coalesce(estimate_method, '') = ''
+        OR ((monthly_cost_in_scope IS NOT NULL OR estimated_monthly_saving IS NOT NULL) AND coalesce(currency, '') = '')
+        OR duplicate
+        OR json_type(CAST(evidence AS JSON)) IS DISTINCT FROM 'OBJECT')"""
+
+
+def _check_rule_rows(con: duckdb.DuckDBPyConnection, rule: LoadedRule) -> int:
+    """Validate the rule's rows in one query; name the first bad one as the contract says.
+    Returns how many findings the rule made."""
+    found = con.execute(
+        f"""WITH rows AS (
+              SELECT *, rowid AS position,
+                     row_number() OVER (PARTITION BY {FINGERPRINT_SQL} ORDER BY rowid) > 1 AS duplicate
+              FROM {_RULE_ROWS})
+            SELECT (SELECT count(*) FROM rows), rule_id, status, provider, resource_id, summary, estimate_method,
+                   monthly_cost_in_scope, estimated_monthly_saving, currency, duplicate,
+                   json_type(CAST(evidence AS JSON)) = 'OBJECT'
+            FROM rows WHERE {_problem_condition(rule.id)} ORDER BY position LIMIT 1"""
+    ).fetchone()
+    if found is None:
+        [(count,)] = con.execute(f"SELECT count(*) FROM {_RULE_ROWS}").fetchall()
+        return count
+    _, rule_id, status, provider, resource_id, summary, method, in_scope, saving, currency, duplicate, is_object = found
+    problems = []
+    if rule_id != rule.id:
+        problems.append(f"rule_id {rule_id!r} is not {rule.id!r}")
+    if status not in RULE_STATUSES:
+        problems.append(f"status {status!r} is not one of {RULE_STATUSES}")
+    if not provider or not resource_id:
+        problems.append("provider and resource_id are required")
+    if not summary or not method:
+        problems.append("summary and estimate_method are required")
+    if (in_scope is not None or saving is not None) and not currency:
+        problems.append("an amount without a currency")
+    if duplicate:
+        problems.append(f"two findings for one resource ({resource_id}); a rule reports a resource once")
+    if not is_object:
+        problems.append("evidence must be a JSON object")
+    raise ValueError(f"invalid finding for {resource_id!r}: {'; '.join(problems)}")
+
+
+def _stage_rule(con: duckdb.DuckDBPyConnection, rule: LoadedRule, returned: Any, cost_basis: str, today: date) -> int:
+    """What `evaluate` returned, validated, into the run's stage; the number of findings."""
+    if isinstance(returned, FindingQuery):
+        _rule_rows_from_query(con, returned, cost_basis)
+    elif isinstance(returned, list) and all(isinstance(f, Finding) for f in returned):
+        _rule_rows_from_list(con, returned)
+    else:
         raise TypeError("evaluate must return a list of Finding")
-    seen: set[str] = set()
-    for item in findings:
-        problems = []
-        if item.rule_id != rule.id:
-            problems.append(f"rule_id {item.rule_id!r} is not {rule.id!r}")
-        if item.status not in RULE_STATUSES:
-            problems.append(f"status {item.status!r} is not one of {RULE_STATUSES}")
-        if not item.provider or not item.resource_id:
-            problems.append("provider and resource_id are required")
-        if not item.summary or not item.estimate_method:
-            problems.append("summary and estimate_method are required")
-        if (item.monthly_cost_in_scope is not None or item.estimated_monthly_saving is not None) and not item.currency:
-            problems.append("an amount without a currency")
-        if item.fingerprint in seen:
-            problems.append(f"two findings for one resource ({item.resource_id}); a rule reports a resource once")
-        seen.add(item.fingerprint)
-        if problems:
-            raise ValueError(f"invalid finding for {item.resource_id!r}: {'; '.join(problems)}")
-    return findings
+    count = _check_rule_rows(con, rule)
+    # Findings on the current (open) month are provisional: the bill can still change.
+    month = datetime(today.year, today.month, 1, tzinfo=UTC)
+    expressions = {name: name for name, _ in _STAGE_COLUMNS}
+    expressions["fingerprint"] = FINGERPRINT_SQL
+    expressions["evidence"] = (
+        "CASE WHEN billing_period >= $month AND billing_period < $next THEN json_merge_patch(evidence, "
+        "'{\"billing_period_status\": \"open month, provisional\"}') ELSE evidence END"
+    )
+    select = ", ".join(f"{sql} AS {name}" for name, sql in expressions.items())
+    con.execute(
+        f"INSERT INTO {STAGE} ({_STAGE_NAMES}) SELECT {select} FROM {_RULE_ROWS} ORDER BY rowid",
+        {"month": month, "next": _next_month(month)},
+    )
+    con.execute(f"DROP TABLE IF EXISTS temp.main.{_RULE_ROWS}")
+    return count
 
 
-def _suppress(findings: list[Finding], suppressions: tuple[Suppression, ...], today: date):
-    applied: list[AppliedFinding] = []
-    used: set[int] = set()
-    expired_hit: dict[int, Suppression] = {}
-    for item in findings:
-        live = [s for s in suppressions if s.matches(item) and not s.expired(today)]
-        stale = [s for s in suppressions if s.matches(item) and s.expired(today)]
-        if live:
-            chosen = live[0]
-            used.add(chosen.position)
-            applied.append(AppliedFinding(item, "suppressed", chosen.reason, chosen.expires))
-            continue
-        note = None
-        if stale:
-            chosen = stale[0]
-            expired_hit[chosen.position] = chosen
-            note = f"suppression expired on {chosen.expires}: {chosen.reason}"
-        applied.append(AppliedFinding(item, item.status, suppression_note=note))
-    unused = [s for s in suppressions if s.position not in used and s.position not in expired_hit]
-    return applied, list(expired_hit.values()), unused
-
-
-def _label_open_month(item: Finding, today: date) -> Finding:
-    """Findings on the current (open) month are provisional: the bill can still change."""
-    period = item.billing_period
-    if period is None or (period.year, period.month) != (today.year, today.month):
-        return item
-    return replace(item, evidence={**item.evidence, "billing_period_status": "open month, provisional"})
+def _apply_suppressions(
+    con: duckdb.DuckDBPyConnection, suppressions: tuple[Suppression, ...], today: date
+) -> tuple[list[Suppression], list[Suppression]]:
+    """Mark staged findings that a live suppression matches; a finding whose only match has
+    expired stays open with a note. Returns the expired suppressions that matched and those
+    that matched nothing."""
+    if not suppressions:
+        return [], []
+    rows = [(s.position, s.fingerprint, s.rule, s.resource, s.expired(today), s.reason, s.expires) for s in suppressions]
+    con.execute(
+        "CREATE OR REPLACE TEMP TABLE costaudit_suppressions (position INTEGER, fingerprint VARCHAR, rule VARCHAR,"
+        " resource VARCHAR, expired BOOLEAN, reason VARCHAR, expires DATE)"
+    )
+    con.executemany("INSERT INTO costaudit_suppressions VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
+    match = """CASE WHEN s.fingerprint IS NOT NULL THEN starts_with(f.fingerprint, s.fingerprint)
+                    ELSE f.rule_id = s.rule AND lower(f.resource_id) = lower(coalesce(s.resource, '')) END"""
+    con.execute(
+        f"""CREATE OR REPLACE TEMP TABLE costaudit_suppressed AS
+        SELECT f.fingerprint,
+               min(s.position) FILTER (WHERE NOT s.expired) AS live,
+               min(s.position) FILTER (WHERE s.expired) AS stale
+        FROM {STAGE} f JOIN costaudit_suppressions s ON {match}
+        GROUP BY f.fingerprint"""
+    )
+    con.execute(
+        f"""UPDATE {STAGE} f SET
+              status = CASE WHEN m.live IS NOT NULL THEN 'suppressed' ELSE f.status END,
+              suppression_reason = live.reason, suppression_expires = live.expires,
+              suppression_note = CASE WHEN m.live IS NULL
+                  THEN 'suppression expired on ' || CAST(stale.expires AS VARCHAR) || ': ' || stale.reason END
+        FROM costaudit_suppressed m
+        LEFT JOIN costaudit_suppressions live ON live.position = m.live
+        LEFT JOIN costaudit_suppressions stale ON stale.position = m.stale
+        WHERE f.fingerprint = m.fingerprint"""
+    )
+    used = {p for (p,) in con.execute("SELECT DISTINCT live FROM costaudit_suppressed WHERE live IS NOT NULL").fetchall()}
+    hit = {p for (p,) in con.execute(
+        "SELECT DISTINCT stale FROM costaudit_suppressed WHERE live IS NULL AND stale IS NOT NULL").fetchall()}
+    con.execute("DROP TABLE IF EXISTS temp.main.costaudit_suppressed")
+    con.execute("DROP TABLE IF EXISTS temp.main.costaudit_suppressions")
+    expired = [s for s in suppressions if s.position in hit]
+    unused = [s for s in suppressions if s.position not in used and s.position not in hit]
+    return expired, unused
 
 
 def run_audit(
@@ -172,11 +342,13 @@ def run_audit(
     rules: list[LoadedRule] | None = None,
     only: Collection[str] = (),
     today: date | None = None,
+    keep: int | None = None,
 ) -> AuditReport:
     """Run the rules over the window and store a run; returns what happened, rule by rule.
 
     `rules` defaults to every registered rule; `only` narrows the run to some rule ids (the
-    configuration is still checked against all of them)."""
+    configuration is still checked against all of them). Every finding is stored with the run;
+    `keep` bounds how many the report reads back (see `AuditReport`)."""
     config = config or RulesConfig()
     today = today or datetime.now(UTC).date()
     rules = all_rules() if rules is None else rules
@@ -205,6 +377,11 @@ def run_audit(
     enabled = [r for r in rules if r.id not in config.disabled]
     profile = NeedsProfile(con, [need for r in enabled for need in r.rule.needs], window)
     scratch = RunScratch()  # TEMP tables the rules share in this run (e.g. the compute rules' instances)
+    con.execute(
+        f"CREATE OR REPLACE TEMP TABLE {STAGE} ("
+        + ", ".join(f"{name} {sql_type}" for name, sql_type in _STAGE_COLUMNS)
+        + ", suppression_reason VARCHAR, suppression_expires DATE, suppression_note VARCHAR)"
+    )
     try:
         for loaded in rules:
             params = parameters[loaded.id]
@@ -220,19 +397,20 @@ def run_audit(
                 con, loaded.rule, params, window or EMPTY_WINDOW, run_id, config.cost_basis, today, scratch
             )
             try:
-                found = _check_findings(loaded, loaded.evaluate(ctx))
+                found = _stage_rule(con, loaded, loaded.evaluate(ctx), config.cost_basis, today)
             except Exception as exc:  # one broken rule must not hide the others' findings
+                con.execute(f"DROP TABLE IF EXISTS temp.main.{_RULE_ROWS}")
                 message = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
                 outcomes.append(RuleOutcome(loaded, "error", f"{type(exc).__name__}: {message}", params))
                 continue
-            found = [_label_open_month(f, today) for f in found]
             outcomes.append(RuleOutcome(loaded, "ok", None, params, found))
+        expired, unused = _apply_suppressions(con, config.suppressions, today)
+        report = AuditReport(run_id, window, periods, billing_rows, outcomes, [], expired, unused)
+        _store(con, report, config, started)
+        _summarise(con, report, keep)
     finally:
         scratch.drop(con)
-    all_found = [f for o in outcomes for f in o.findings]
-    applied, expired, unused = _suppress(all_found, config.suppressions, today)
-    report = AuditReport(run_id, window, periods, billing_rows, outcomes, applied, expired, unused)
-    _store(con, report, config, started)
+        con.execute(f"DROP TABLE IF EXISTS temp.main.{STAGE}")
     return report
 
 
@@ -244,41 +422,23 @@ FINDING_FIELDS = (
 )
 _MONEY_ARROW = pa.decimal128(38, 12)
 _MONEY_SCALE = Decimal("1e-12")  # the store keeps 12 decimal places
+# Findings built in Python (plugin rules) go to DuckDB in Arrow batches of this many: not a
+# statement per finding, and not one batch of all (a second copy of every finding in memory).
+STORE_BATCH = 20_000
 
 
 def _money(value: Decimal | None) -> Decimal | None:
     return None if value is None else value.quantize(_MONEY_SCALE)
 
 
-def _findings_table(run_id: str, applied_findings: list[AppliedFinding], by_id: dict) -> pa.Table:
-    columns: dict[str, list] = {name: [] for name in FINDING_FIELDS}
-    for applied in applied_findings:
-        f = applied.finding
-        rule = by_id[f.rule_id]
-        values = (
-            run_id, f.fingerprint, f.rule_id, rule.family, rule.severity, rule.title, applied.status,
-            f.provider, f.billing_account_id, f.sub_account_id, f.region, f.resource_id, f.billing_period,
-            f.summary, json.dumps(f.evidence, default=str), _money(f.monthly_cost_in_scope),
-            _money(f.estimated_monthly_saving), f.currency, f.estimate_method, f.cost_basis,
-            applied.suppression_reason, applied.suppression_expires, applied.suppression_note,
-        )
-        for name, value in zip(FINDING_FIELDS, values, strict=True):
-            columns[name].append(value)
-    types = {
-        "billing_period": pa.timestamp("us", tz="UTC"), "suppression_expires": pa.date32(),
-        "monthly_cost_in_scope": _MONEY_ARROW, "estimated_monthly_saving": _MONEY_ARROW,
-    }
-    return pa.table({name: pa.array(values, types.get(name, pa.string())) for name, values in columns.items()})
-
-
-# Findings are written in Arrow batches of this many: not a statement per finding (a large estate
-# has hundreds of thousands), and not one batch of all (a second copy of every finding in memory).
-STORE_BATCH = 20_000
-
-
 def _store(con: duckdb.DuckDBPyConnection, report: AuditReport, config: RulesConfig, started: datetime) -> None:
-    by_id = {o.rule.id: o.rule.rule for o in report.outcomes}
+    """The run, its rules and the staged findings, in one transaction (one INSERT ... SELECT)."""
     window = report.window
+    [(open_, suppressed, not_assessed)] = con.execute(
+        f"""SELECT count(*) FILTER (WHERE status = 'open'), count(*) FILTER (WHERE status = 'suppressed'),
+                   count(*) FILTER (WHERE status = 'not_assessed') FROM {STAGE}"""
+    ).fetchall()
+    rules = [(o.rule.id, o.rule.rule.family, o.rule.rule.severity, o.rule.rule.title) for o in report.outcomes]
     con.execute("BEGIN TRANSACTION")
     try:
         con.execute(
@@ -290,25 +450,92 @@ def _store(con: duckdb.DuckDBPyConnection, report: AuditReport, config: RulesCon
                 "periods": json.dumps(report.periods), "cost_basis": config.cost_basis, "digest": config.digest(),
                 "config_file": str(config.source) if config.source else None, "rows": report.billing_rows,
                 "run": len(report.rules_with("ok")), "skipped": len(report.rules_with("skipped")),
-                "failed": len(report.rules_with("error")), "open": report.count("open"),
-                "suppressed": report.count("suppressed"), "not_assessed": report.count("not_assessed"),
+                "failed": len(report.rules_with("error")), "open": open_, "suppressed": suppressed,
+                "not_assessed": not_assessed,
             },
         )
         for outcome in report.outcomes:
             con.execute(
                 "INSERT INTO rule_results VALUES (?, ?, ?, ?, ?, ?, ?)",
-                [report.run_id, outcome.rule.id, outcome.status, outcome.reason, len(outcome.findings),
+                [report.run_id, outcome.rule.id, outcome.status, outcome.reason, outcome.found,
                  json.dumps({k: list(v) if isinstance(v, tuple) else v for k, v in outcome.params.items()}),
                  outcome.rule.origin],
             )
-        for start in range(0, len(report.findings), STORE_BATCH):
-            batch = _findings_table(report.run_id, report.findings[start:start + STORE_BATCH], by_id)
-            con.register("findings_batch", batch)
-            try:
-                con.execute(f"INSERT INTO findings SELECT {', '.join(FINDING_FIELDS)} FROM findings_batch")
-            finally:
-                con.unregister("findings_batch")
+        if rules:
+            con.execute(
+                "CREATE OR REPLACE TEMP TABLE costaudit_run_rules (rule_id VARCHAR, family VARCHAR, severity VARCHAR,"
+                " title VARCHAR)"
+            )
+            con.executemany("INSERT INTO costaudit_run_rules VALUES (?, ?, ?, ?)", rules)
+            con.execute(
+                f"""INSERT INTO findings ({", ".join(FINDING_FIELDS)})
+                SELECT $run_id, f.fingerprint, f.rule_id, r.family, r.severity, r.title, f.status, f.provider,
+                       f.billing_account_id, f.sub_account_id, f.region, f.resource_id, f.billing_period, f.summary,
+                       f.evidence, f.monthly_cost_in_scope, f.estimated_monthly_saving, f.currency,
+                       f.estimate_method, f.cost_basis, f.suppression_reason, f.suppression_expires,
+                       f.suppression_note
+                FROM {STAGE} f JOIN costaudit_run_rules r USING (rule_id)""",
+                {"run_id": report.run_id},
+            )
+            con.execute("DROP TABLE IF EXISTS temp.main.costaudit_run_rules")
         con.execute("COMMIT")
     except BaseException:
         con.execute("ROLLBACK")
         raise
+
+
+# The order `costaudit audit` prints findings in, within a currency: open and suppressed ones by
+# estimated saving, not assessed ones (no saving) by the cost in scope; ties by rule, fingerprint.
+_PRINT_ORDER = """CASE WHEN status = 'not_assessed' THEN monthly_cost_in_scope ELSE estimated_monthly_saving END IS NULL,
+    CASE WHEN status = 'not_assessed' THEN monthly_cost_in_scope ELSE estimated_monthly_saving END DESC,
+    rule_id, fingerprint"""
+
+
+def _summarise(con: duckdb.DuckDBPyConnection, report: AuditReport, keep: int | None) -> None:
+    """Counts and totals of the stored run in SQL, and its findings read back: all of them when
+    `keep` is None, else the `keep` largest of each status and currency."""
+    params = {"run_id": report.run_id}
+    report.counts = dict(con.execute(
+        "SELECT status, count(*) FROM findings WHERE run_id = $run_id GROUP BY status", params).fetchall())
+    report.open_by_severity = dict(con.execute(
+        "SELECT severity, count(*) FROM findings WHERE run_id = $run_id AND status = 'open' GROUP BY severity",
+        params).fetchall())
+    report.open_savings = {
+        currency: (Decimal(total), n)
+        for currency, total, n in con.execute(
+            """SELECT currency, sum(estimated_monthly_saving), count(*) FROM findings
+               WHERE run_id = $run_id AND status = 'open' AND currency IS NOT NULL
+                 AND estimated_monthly_saving IS NOT NULL GROUP BY currency""",
+            params,
+        ).fetchall()
+    }
+    limit = "" if keep is None else (
+        f"QUALIFY row_number() OVER (PARTITION BY status, currency ORDER BY {_PRINT_ORDER}) <= {int(keep)}")
+    cursor = con.execute(
+        f"""SELECT rule_id, provider, billing_account_id, sub_account_id, region, resource_id, billing_period,
+                   summary, CAST(evidence AS VARCHAR), monthly_cost_in_scope, estimated_monthly_saving, currency,
+                   estimate_method, cost_basis, status, suppression_reason, suppression_expires, suppression_note,
+                   fingerprint
+            FROM findings WHERE run_id = $run_id {limit}
+            ORDER BY coalesce(currency, '~'), {_PRINT_ORDER}""",
+        params,
+    )
+    shown: list[AppliedFinding] = []
+    while rows := cursor.fetchmany(10_000):
+        for (rule_id, provider, account, sub_account, region, resource, period, summary, evidence, in_scope, saving,
+             currency, method, basis, status, reason, expires, note, fp) in rows:
+            finding = Finding(
+                rule_id, provider, account, sub_account, region, resource, period, summary, json.loads(evidence),
+                in_scope, saving, currency, method, basis, "not_assessed" if status == "not_assessed" else "open",
+            )
+            shown.append(AppliedFinding(finding, status, reason, expires, note, fp))
+    report.findings = shown
+    if keep is not None:
+        not_read: dict[str, dict[str, int]] = {}
+        for status, currency, n in con.execute(
+            f"""SELECT status, coalesce(currency, 'no currency'), count(*) - {int(keep)} FROM findings
+                WHERE run_id = $run_id GROUP BY ALL HAVING count(*) > {int(keep)}""",
+            params,
+        ).fetchall():
+            not_read.setdefault(status, {})[currency] = n
+        report.not_read = not_read

@@ -4,6 +4,7 @@ be diffed, and honours thresholds, suppressions and the billing window from the 
 from __future__ import annotations
 
 import hashlib
+import json
 from datetime import date
 from pathlib import Path
 
@@ -271,27 +272,60 @@ def test_unknown_rule_in_only_is_rejected(store):
         run_audit(store, only=["compute_rightsizing"])
 
 
-def test_findings_are_stored_in_batches_and_every_one_lands(audited_store, monkeypatch):
-    """The runner writes findings in Arrow batches (rules.runner.STORE_BATCH); with batches of 3
-    the 4 open findings (plus not-assessed ones) take several batches and all of them land,
-    each exactly once, with the amounts the rules computed."""
+def test_a_rule_returning_a_python_list_stores_the_same_rows_as_its_sql(audited_store, monkeypatch):
+    """Built-in rules leave their findings in DuckDB (`ctx.findings` is staged with one INSERT);
+    a plug-in may return a list of `Finding` instead, which goes in Arrow batches
+    (rules.runner.STORE_BATCH). With batches of 3, the list of every built-in rule's findings
+    lands row for row as the SQL path stored it: same fingerprints, statuses, amounts, evidence."""
     from costaudit.rules import runner
 
-    reference = connect(audited_store)
-    expected = sorted(
-        (f.finding.rule_id, f.finding.resource_id, f.status, f.finding.estimated_monthly_saving)
-        for f in run_audit(reference, today=date(2024, 3, 15)).findings
-    )
-    reference.close()
-    assert len(expected) > 3
+    columns = ("rule_id, fingerprint, status, provider, billing_account_id, resource_id, billing_period, summary,"
+               " CAST(evidence AS VARCHAR), monthly_cost_in_scope, estimated_monthly_saving, currency, estimate_method")
+
+    def stored(con, run_id):
+        rows = con.execute(f"SELECT {columns} FROM findings WHERE run_id = ? ORDER BY 1, 2", [run_id]).fetchall()
+        return [(*r[:8], json.loads(r[8]), *r[9:]) for r in rows]
+
+    con = connect(audited_store)
+    # "today" in February: the February findings carry the open-month label on both paths.
+    by_sql = stored(con, run_audit(con, today=date(2024, 2, 20)).run_id)
+    assert len(by_sql) > 3
+    assert any(r[8].get("billing_period_status") == "open month, provisional" for r in by_sql)
+
+    def as_list(rule):
+        return LoadedRule(rule.rule, lambda ctx: list(rule.evaluate(ctx)), rule.origin)
 
     monkeypatch.setattr(runner, "STORE_BATCH", 3)
-    con = connect(audited_store)
-    report = run_audit(con, today=date(2024, 3, 15))
-    stored = con.execute(
-        "SELECT rule_id, resource_id, status, estimated_monthly_saving FROM findings WHERE run_id = ?", [report.run_id]
-    ).fetchall()
+    report = run_audit(con, rules=[as_list(r) for r in all_rules()], today=date(2024, 2, 20))
+    by_list = stored(con, report.run_id)
     con.close()
-    assert sorted((r, res, s, None if v is None else v.normalize()) for r, res, s, v in stored) == [
-        (r, res, s, None if v is None else v.normalize()) for r, res, s, v in expected
-    ]
+    assert by_list == by_sql
+    assert report.count("open") == sum(1 for r in by_sql if r[2] == "open")
+
+
+def test_an_invalid_finding_fails_its_rule_and_names_the_resource(audited_store):
+    """The contract is checked in SQL over the rule's rows: a duplicate, a bad status, an amount
+    without a currency or money as DOUBLE marks the rule as failed (none of its findings are
+    stored) and names the row."""
+    base = {r.id: r for r in all_rules()}["compute_rightsize"]
+    cases = {
+        "twice": ("SELECT * FROM ({sql}) UNION ALL SELECT * FROM ({sql})", "two findings for one resource"),
+        "status": ("SELECT * REPLACE ('maybe' AS status) FROM ({sql})", "status 'maybe' is not one of"),
+        "currency": ("SELECT * REPLACE (NULL AS currency) FROM ({sql}) WHERE monthly_cost_in_scope IS NOT NULL",
+                     "an amount without a currency"),
+        "double": ("SELECT * REPLACE (CAST(estimated_monthly_saving AS DOUBLE) AS estimated_monthly_saving) FROM ({sql})",
+                   "money must be DECIMAL in SQL, not DOUBLE"),
+    }
+    con = connect(audited_store)
+    for name, (wrap, message) in cases.items():
+        def evaluate(ctx, wrap=wrap):
+            query = base.evaluate(ctx)
+            return ctx.findings(wrap.format(sql=query.sql), **query.params)
+
+        report = run_audit(con, rules=[LoadedRule(base.rule, evaluate, base.origin)], today=date(2024, 3, 15))
+        [outcome] = report.outcomes
+        assert outcome.status == "error" and message in outcome.reason, (name, outcome.reason)
+        assert "i-0big" in outcome.reason or name == "double"
+        [(count,)] = con.execute("SELECT count(*) FROM findings WHERE run_id = ?", [report.run_id]).fetchall()
+        assert count == 0, name
+    con.close()

@@ -90,7 +90,7 @@ def audit(
     con = connect(ctx.obj["db"])
     try:
         note = _run_analysis(con, config_path)
-        report = run_audit(con, config, since=since, until=until, only=only)
+        report = run_audit(con, config, since=since, until=until, only=only, keep=None if print_all else top)
     finally:
         con.close()
     print_audit(report, note, evidence, top=None if print_all else top)
@@ -112,21 +112,10 @@ def _evidence_line(evidence: dict) -> str:
     return "; ".join(parts)
 
 
-def _top_per_currency(items: list, key, top: int | None) -> tuple[list, dict[str, int]]:
-    """The first `top` of each currency (all when None) after sorting by currency then `key`,
-    and how many were left out per currency."""
-    ordered = sorted(items, key=lambda a: (a.finding.currency or "~", *key(a)))
-    if top is None:
-        return ordered, {}
-    shown, seen, hidden = [], {}, {}
-    for applied in ordered:
-        currency = applied.finding.currency or "no currency"
-        seen[currency] = seen.get(currency, 0) + 1
-        if seen[currency] <= top:
-            shown.append(applied)
-        else:
-            hidden[currency] = hidden.get(currency, 0) + 1
-    return shown, hidden
+def _of_status(report, status: str) -> list:
+    """The findings of one status that the run read back (the largest of each currency, in
+    print order: `run_audit` sorted them in SQL)."""
+    return [f for f in report.findings if f.status == status]
 
 
 def _more_line(console: Console, what: str, hidden: dict[str, int]) -> None:
@@ -138,16 +127,6 @@ def _more_line(console: Console, what: str, hidden: dict[str, int]) -> None:
         f"{sum(hidden.values()):,} more {what} in latest_findings ({per_currency}); --top N or --all prints them",
         markup=False,
     )
-
-
-def _by_saving(applied) -> tuple:
-    f = applied.finding
-    return (f.estimated_monthly_saving is None, -(f.estimated_monthly_saving or 0), f.rule_id, applied.fingerprint)
-
-
-def _by_cost(applied) -> tuple:
-    f = applied.finding
-    return (f.monthly_cost_in_scope is None, -(f.monthly_cost_in_scope or 0), f.rule_id, applied.fingerprint)
 
 
 def print_audit(report, note: str, evidence: bool = True, top: int | None = DEFAULT_TOP) -> None:
@@ -164,9 +143,8 @@ def print_audit(report, note: str, evidence: bool = True, top: int | None = DEFA
         markup=False,
     )
     console.print(note, markup=False)
-    open_findings = [f for f in report.findings if f.status == "open"]
     # Amounts in different currencies are not compared: one block per currency, by saving within it.
-    shown, hidden = _top_per_currency(open_findings, _by_saving, top)
+    shown, hidden = _of_status(report, "open"), report.not_read.get("open", {})
     title = "Findings by estimated monthly saving (per currency)"
     if top is not None:
         title += f", the {top} largest of each currency"
@@ -183,17 +161,10 @@ def print_audit(report, note: str, evidence: bool = True, top: int | None = DEFA
             applied.fingerprint[:12], f.summary,
         )
     console.print(table)
-    totals: dict[str, Decimal] = {}
-    counts: dict[str, int] = {}
-    for applied in open_findings:
-        f = applied.finding
-        if f.estimated_monthly_saving is not None and f.currency:
-            totals[f.currency] = totals.get(f.currency, Decimal(0)) + f.estimated_monthly_saving
-            counts[f.currency] = counts.get(f.currency, 0) + 1
-    for currency, total in sorted(totals.items()):
+    for currency, (total, count) in sorted(report.open_savings.items()):
         console.print(
             f"Estimated monthly saving, open findings: {_money(total)} {currency}"
-            + (f" ({counts[currency]:,} findings)" if hidden else ""),
+            + (f" ({count:,} findings)" if hidden else ""),
             markup=False,
         )
     _more_line(console, "open findings", hidden)
@@ -211,9 +182,8 @@ def print_audit(report, note: str, evidence: bool = True, top: int | None = DEFA
             )
             if applied.suppression_note:
                 console.print(f"  note: {applied.suppression_note}", markup=False)
-    suppressed = [f for f in report.findings if f.status == "suppressed"]
-    if suppressed:
-        shown_suppressed, hidden_suppressed = _top_per_currency(suppressed, _by_saving, top)
+    shown_suppressed, hidden_suppressed = _of_status(report, "suppressed"), report.not_read.get("suppressed", {})
+    if shown_suppressed:
         table = Table(title="Suppressed (still listed)", title_justify="left")
         for header in ("saving/month", "currency", "rule", "resource", "fingerprint", "reason", "expires"):
             table.add_column(header, overflow="fold")
@@ -224,9 +194,9 @@ def print_audit(report, note: str, evidence: bool = True, top: int | None = DEFA
                           str(applied.suppression_expires or ""))
         console.print(table)
         _more_line(console, "suppressed findings", hidden_suppressed)
-    not_assessed = [f for f in report.findings if f.status == "not_assessed"]
-    if not_assessed:
-        shown_not_assessed, hidden_not_assessed = _top_per_currency(not_assessed, _by_cost, top)
+    shown_not_assessed = _of_status(report, "not_assessed")
+    hidden_not_assessed = report.not_read.get("not_assessed", {})
+    if shown_not_assessed:
         table = Table(title="Not assessed (no verdict: missing metrics or catalogue data)", title_justify="left")
         for header in ("rule", "provider", "account", "resource", "cost in scope", "currency", "reason"):
             table.add_column(header, overflow="fold")
@@ -240,7 +210,7 @@ def print_audit(report, note: str, evidence: bool = True, top: int | None = DEFA
     for header in ("rule", "family", "status", "findings", "reason"):
         table.add_column(header, overflow="fold")
     for outcome in report.outcomes:
-        add_literal_row(table, outcome.rule.id, outcome.rule.rule.family, outcome.status, str(len(outcome.findings)),
+        add_literal_row(table, outcome.rule.id, outcome.rule.rule.family, outcome.status, str(outcome.found),
                       outcome.reason or "")
     console.print(table)
     for suppression in report.expired:

@@ -92,7 +92,7 @@ def run(ctx: click.Context, config_path: Path | None, since: str | None, until: 
         )
     failing = outcome.failing
     if failing:
-        message = f"{len(failing)} open finding(s) at or above {fail_on} severity (exit {EXIT_FINDINGS})"
+        message = f"{failing} open finding(s) at or above {fail_on} severity (exit {EXIT_FINDINGS})"
         if quiet:
             log.warning(message)
         else:
@@ -112,12 +112,10 @@ def print_run(outcome: RunOutcome) -> None:
             text += f", {source.skipped_files} file(s) skipped"
         console.print(text + (f"; {source.note}" if source.note else ""), markup=False)
     console.print(f"  {outcome.analysis_note}", markup=False)
-    severity = {o.rule.id: o.rule.rule.severity for o in audit.outcomes}
-    open_findings = [f for f in audit.findings if f.status == "open"]
-    by_severity = {s: sum(1 for f in open_findings if severity.get(f.finding.rule_id) == s) for s in ("high", "medium", "low")}
+    by_severity = {s: audit.open_by_severity.get(s, 0) for s in ("high", "medium", "low")}
     console.print(
         f"  audit: {len(audit.rules_with('ok'))} rule(s) ran, {len(audit.rules_with('skipped'))} skipped, "
-        f"{len(audit.rules_with('error'))} failed over {audit.billing_rows} billing rows; {len(open_findings)} open "
+        f"{len(audit.rules_with('error'))} failed over {audit.billing_rows} billing rows; {audit.count('open')} open "
         f"finding(s) ({', '.join(f'{n} {s}' for s, n in by_severity.items())}), {audit.count('suppressed')} suppressed, "
         f"{audit.count('not_assessed')} not assessed",
         markup=False,
@@ -146,12 +144,7 @@ def print_run(outcome: RunOutcome) -> None:
                 markup=False,
             )
     if diff.previous_run_id is None:
-        totals: dict[str, Decimal] = {}
-        for applied in open_findings:
-            f = applied.finding
-            if f.estimated_monthly_saving is not None and f.currency:
-                totals[f.currency] = totals.get(f.currency, Decimal(0)) + f.estimated_monthly_saving
-        for currency, total in sorted(totals.items()):
+        for currency, (total, _count) in sorted(audit.open_savings.items()):
             console.print(f"  estimated monthly saving, open findings: {_money(total)} {currency}", markup=False)
     if diff.previous_run_id is None:
         _changes(console, "Open findings by estimated monthly saving (per currency)", diff.new)

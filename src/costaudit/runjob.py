@@ -28,7 +28,7 @@ from costaudit.errors import CostauditError, UsageError
 from costaudit.faults import pause_point
 from costaudit.progress import Steps
 from costaudit.rules.contract import SEVERITIES
-from costaudit.rules.runner import AppliedFinding, AuditReport, _next_month, month_start, run_audit
+from costaudit.rules.runner import AuditReport, _next_month, month_start, run_audit
 from costaudit.swap import building_store
 
 log = logging.getLogger(__name__)
@@ -128,16 +128,12 @@ class RunOutcome:
     report_note: str | None = None
 
     @property
-    def failing(self) -> list[AppliedFinding]:
-        """Open findings at or above the fail-on severity."""
+    def failing(self) -> int:
+        """How many open findings are at or above the fail-on severity."""
         if self.fail_on == "none":
-            return []
-        severity = {o.rule.id: o.rule.rule.severity for o in self.audit.outcomes}
+            return 0
         floor = SEVERITIES.index(self.fail_on)
-        return [
-            f for f in self.audit.findings
-            if f.status == "open" and SEVERITIES.index(severity.get(f.finding.rule_id, "low")) >= floor
-        ]
+        return sum(n for severity, n in self.audit.open_by_severity.items() if SEVERITIES.index(severity) >= floor)
 
 
 def run_job(
@@ -173,7 +169,7 @@ def run_job(
         log.info(note)
         with steps.step("audit"):
             audit = run_audit(con, rules_config, since=f"{window.since:%Y-%m}", until=f"{window.until:%Y-%m}",
-                              today=today)
+                              today=today, keep=0)
         diff = compare_with_previous(con, audit.run_id)
         pause_point("run:before-swap")
     outcome = RunOutcome(store, window, fail_on, results, note, audit, diff)

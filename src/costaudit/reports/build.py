@@ -153,7 +153,7 @@ def _resolve_run(con, *, since, until, run_id, config_path, rules, today) -> tup
         con, _run_row(con, latest), window, config.digest())
     if reason is None:
         return latest, False, notes
-    report = _writable(lambda: run_audit(con, config, since=since, until=until, rules=rules, today=today))
+    report = _writable(lambda: run_audit(con, config, since=since, until=until, rules=rules, today=today, keep=0))
     notes.append(f"audit run {report.run_id} made for this report: {reason}")
     return report.run_id, True, notes
 
