@@ -22,7 +22,7 @@ from costaudit.errors import CostauditError
 from .classify import classify_keys
 from .config import AnalysisConfig
 from .linking import ai_accounts, ai_tags, link_file_resources
-from .schema import KEY_COLUMNS, RESULT_COLUMNS, key_hash_sql
+from .schema import KEY_COLUMNS, RESULT_COLUMNS
 from .taxonomy import Taxonomy, load_taxonomy
 from .views import create_views, tag_path
 
@@ -98,15 +98,16 @@ def query_frame(con: duckdb.DuckDBPyConnection, sql: str) -> pl.DataFrame:
 def discover_keys(con: duckdb.DuckDBPyConnection) -> pl.DataFrame:
     """Distinct charge keys of the current line items, with how many rows each covers.
 
-    One group-by on DuckDB's hash of the key columns finds the keys and one row number per key;
-    the key values are then read from those rows only. (Two different keys with the same 64-bit
-    hash would be merged: with 10^5 keys the chance is about 3 in 10^10.)"""
+    One group-by on the charge key the store keeps on every row (``x_ChargeKey``, DuckDB's hash of
+    the key columns) finds the keys and one row number per key; the key values are then read from
+    those rows only. (Two different keys with the same 64-bit hash would be merged: with 10^5 keys
+    the chance is about 3 in 10^10.)"""
     con.execute(
         f"""
         CREATE OR REPLACE TEMP TABLE __analysis_found AS
-        SELECT {key_hash_sql()} AS key_hash, min(rowid) AS first_row, count(*) AS line_item_rows
+        SELECT x_ChargeKey AS charge_key, min(rowid) AS first_row, count(*) AS line_item_rows
         FROM line_items WHERE {_current_filter(con)}
-        GROUP BY key_hash
+        GROUP BY charge_key
         """
     )
     columns = ", ".join(f"li.{quote_ident(c)}" for c in KEY_COLUMNS)
@@ -114,7 +115,7 @@ def discover_keys(con: duckdb.DuckDBPyConnection) -> pl.DataFrame:
     keys = query_frame(
         con,
         f"""
-        SELECT {columns}, f.line_item_rows, md5(to_json(list_value({columns}))) AS key_id
+        SELECT {columns}, f.line_item_rows, f.charge_key, md5(to_json(list_value({columns}))) AS key_id
         FROM (SELECT rowid AS first_row, {plain} FROM line_items
               WHERE rowid IN (SELECT first_row FROM __analysis_found)) li
         JOIN __analysis_found f USING (first_row)
@@ -131,7 +132,8 @@ def _write_keys(con: duckdb.DuckDBPyConnection, classified: pl.DataFrame, run_id
         selected = ", ".join(
             ["key_id", *(quote_ident(c) for c in KEY_COLUMNS)]
             + [f"CAST({quote_ident(name)} AS {sql_type}) AS {quote_ident(name)}" for name, sql_type in RESULT_COLUMNS]
-            + ["CAST(line_item_rows AS BIGINT) AS line_item_rows", f"{quote_literal(run_id)} AS run_id"]
+            + ["CAST(line_item_rows AS BIGINT) AS line_item_rows", "CAST(charge_key AS UBIGINT) AS charge_key",
+               f"{quote_literal(run_id)} AS run_id"]
         )
         con.execute(f"CREATE OR REPLACE TABLE analysis_charge_keys AS SELECT {selected} FROM __analysis_keys")
     finally:
@@ -175,13 +177,13 @@ def _shared_tags(con: duckdb.DuckDBPyConnection, tag_keys: tuple[str, ...]) -> p
         con,
         f"""
         WITH ai_keys AS (
-          SELECT {key_hash_sql()} AS key_hash, ai_category FROM analysis_charge_keys WHERE ai_category IS NOT NULL)
+          SELECT charge_key, ai_category FROM analysis_charge_keys WHERE ai_category IS NOT NULL)
         SELECT tag_key, tag_value, min(ResourceId) AS example_resource, min(ai_category) AS example_category
         FROM (
           SELECT li.ResourceId, k.ai_category,
                  unnest({keys}) AS tag_key,
                  unnest(json_extract_string(li.Tags, {paths})) AS tag_value
-          FROM line_items li JOIN ai_keys k ON {key_hash_sql('li')} = k.key_hash
+          FROM line_items li JOIN ai_keys k ON li.x_ChargeKey = k.charge_key
           WHERE {current} AND li.Tags IS NOT NULL)
         WHERE tag_value IS NOT NULL
         GROUP BY tag_key, tag_value
@@ -266,6 +268,10 @@ def is_fresh(con: duckdb.DuckDBPyConnection, config: AnalysisConfig, taxonomy: T
         and run["config_digest"] == config.digest()
         and run["taxonomy_digest"] == taxonomy.digest
         and run["duckdb_version"] == duckdb.__version__
+        # keys written before they carried the store's charge key (x_ChargeKey) must be redone
+        and bool(con.execute(
+            "SELECT count(*) FROM information_schema.columns WHERE table_name = 'analysis_charge_keys'"
+            " AND column_name = 'charge_key' AND table_schema = current_schema()").fetchone()[0])
     )
 
 

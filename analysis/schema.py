@@ -7,32 +7,11 @@ classifies keys and joins the result back to the rows in views.
 
 from __future__ import annotations
 
-from costaudit.connectors.sql import quote_ident
+from costaudit.schema import CHARGE_KEY_COLUMNS
 
-# Every column a rule can read, plus what region and volume resolution need. Changing this list
-# changes which rows share a key; keep it in step with taxonomy.MATCH_FIELDS.
-KEY_COLUMNS: tuple[str, ...] = (
-    "ProviderName",
-    "ServiceName",
-    "ServiceCategory",
-    "ServiceSubcategory",
-    "x_ServiceCode",
-    "x_UsageType",
-    "x_Operation",
-    "x_InstanceType",
-    "x_ProductFamily",
-    "x_SkuMeterCategory",
-    "x_SkuMeterSubcategory",
-    "x_SkuDescription",
-    "ChargeDescription",
-    "SkuMeter",
-    "ChargeCategory",
-    "ConsumedUnit",
-    "PricingUnit",
-    "RegionId",
-    "x_FromRegionCode",
-    "x_ToRegionCode",
-)
+# Every column a rule can read, plus what region and volume resolution need: the store's charge
+# key (costaudit.schema.CHARGE_KEY_COLUMNS), whose hash it keeps on every row as x_ChargeKey.
+KEY_COLUMNS: tuple[str, ...] = CHARGE_KEY_COLUMNS
 
 # Columns analysis adds to each key (besides KEY_COLUMNS), with their DuckDB types.
 RESULT_COLUMNS: tuple[tuple[str, str], ...] = (
@@ -61,11 +40,3 @@ RESULT_COLUMNS: tuple[tuple[str, str], ...] = (
 
 # GB moved = quantity x factor; both exact decimals, so the product is exact at 24 places.
 VOLUME_TYPE = "DECIMAL(38,24)"
-
-
-def key_hash_sql(alias: str | None = None) -> str:
-    """DuckDB's hash over the key columns, used to find distinct keys and to join rows to them.
-
-    Both sides are hashed by the running DuckDB, so the view never depends on a stored hash."""
-    prefix = f"{alias}." if alias else ""
-    return "hash(" + ", ".join(prefix + quote_ident(c) for c in KEY_COLUMNS) + ")"

@@ -6,8 +6,8 @@
 - `network_transfer`: line items that move data, with class, source and destination region,
   route label, volume in GB and the reason.
 
-Rows are joined to their classified key through DuckDB's hash of the key columns, computed on both
-sides at query time; the views never copy line_items.
+Rows are joined to their classified key on the charge key the store keeps on every row
+(``x_ChargeKey``, an integer): the views never copy line_items, and never hash a row's text.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import duckdb
 
 from costaudit.connectors.sql import quote_ident, quote_literal
 
-from .schema import VOLUME_TYPE, key_hash_sql
+from .schema import VOLUME_TYPE
 
 
 def tag_path(key: str) -> str:
@@ -66,8 +66,7 @@ def _base_view_sql(tag_keys: tuple[str, ...]) -> str:
                  WHEN 'ConsumedQuantity' THEN li.ConsumedQuantity * k.volume_factor END AS {VOLUME_TYPE}) AS volume_gb,
           k.storage_class
         FROM current_line_items li
-        LEFT JOIN (SELECT *, {key_hash_sql()} AS analysis_hash FROM analysis_charge_keys) k
-          ON {key_hash_sql('li')} = k.analysis_hash
+        LEFT JOIN analysis_charge_keys k ON li.x_ChargeKey = k.charge_key
         LEFT JOIN analysis_ai_resources res ON k.link_eligible AND res.ResourceId = li.ResourceId
         LEFT JOIN analysis_ai_accounts acc
           ON k.link_eligible AND acc.ProviderName = li.ProviderName AND acc.SubAccountId = li.SubAccountId

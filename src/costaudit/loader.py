@@ -29,6 +29,7 @@ from costaudit.connectors.files import SourceFile, check_gzip_whole, raw_relatio
 from costaudit.connectors.sql import quote_ident
 from costaudit.errors import CostauditError, InputError, ReconciliationError
 from costaudit.faults import pause_point
+from costaudit.schema import charge_key_sql
 
 TOLERANCE = Decimal("0.01")
 # ISO 4217 codes are three letters; a two-letter code (seen in Microsoft's test exports) is let through.
@@ -312,7 +313,7 @@ def _load_one(
             con.execute(
                 f"""
                 INSERT INTO line_items BY NAME
-                SELECT s.*, m.load_id AS x_LoadId
+                SELECT s.*, m.load_id AS x_LoadId, {charge_key_sql('s')} AS x_ChargeKey
                 FROM ({select}) s
                 LEFT JOIN partition_map m
                   ON m.provider = s.ProviderName AND m.account = s.BillingAccountId

@@ -105,9 +105,32 @@ EXTRA_COLUMNS: list[tuple[str, str, str]] = [
 READER_COLUMNS: list[tuple[str, str]] = [(n, t) for n, t, _ in FOCUS_COLUMNS] + [
     (n, t) for n, t, _ in EXTRA_COLUMNS if n != "x_LoadId"
 ]
+# What was charged, as opposed to who, when and how much: the columns the taxonomy reads. A month
+# has tens of millions of rows but a few thousand distinct charge keys, so analysis classifies
+# keys, not rows. Changing this list changes which rows share a key (analysis.taxonomy.MATCH_FIELDS
+# must stay in step).
+CHARGE_KEY_COLUMNS: tuple[str, ...] = (
+    "ProviderName", "ServiceName", "ServiceCategory", "ServiceSubcategory", "x_ServiceCode", "x_UsageType",
+    "x_Operation", "x_InstanceType", "x_ProductFamily", "x_SkuMeterCategory", "x_SkuMeterSubcategory",
+    "x_SkuDescription", "ChargeDescription", "SkuMeter", "ChargeCategory", "ConsumedUnit", "PricingUnit",
+    "RegionId", "x_FromRegionCode", "x_ToRegionCode",
+)
+# The store keeps DuckDB's hash of a row's charge key beside the row (computed once, at load), so
+# joining 10^7 rows to their classified key is an integer join instead of hashing twenty text
+# columns of every row in every query. Rows are only ever hashed by one DuckDB: the store records
+# a probe of the hash function and recomputes the column when a new DuckDB hashes differently.
+CHARGE_KEY = ("x_ChargeKey", "UBIGINT", "DuckDB hash() of the row's CHARGE_KEY_COLUMNS (analysis joins rows to keys on it)")
+
+
+def charge_key_sql(alias: str | None = None) -> str:
+    """The SQL computing a row's charge key from its columns."""
+    prefix = f"{alias}." if alias else ""
+    return "hash(" + ", ".join(f'{prefix}"{c}"' for c in CHARGE_KEY_COLUMNS) + ")"
+
+
 LINE_ITEM_COLUMNS: list[tuple[str, str]] = [(n, t) for n, t, _ in FOCUS_COLUMNS] + [
     (n, t) for n, t, _ in EXTRA_COLUMNS
-]
+] + [CHARGE_KEY[:2]]
 FOCUS_NAMES = [n for n, _, _ in FOCUS_COLUMNS]
 MONEY_COLUMNS = [n for n, t, _ in FOCUS_COLUMNS if t == MONEY]
 

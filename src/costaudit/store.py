@@ -14,7 +14,7 @@ import duckdb
 
 from costaudit.connectors.sql import install_macros, quote_ident
 from costaudit.errors import CostauditError
-from costaudit.schema import FOCUS_NAMES, LINE_ITEM_COLUMNS, MONEY
+from costaudit.schema import CHARGE_KEY_COLUMNS, FOCUS_NAMES, LINE_ITEM_COLUMNS, MONEY, charge_key_sql
 
 DEFAULT_DB = "costaudit.duckdb"
 SCHEMA_VERSION = 1
@@ -53,7 +53,8 @@ def _line_items_ddl() -> str:
 
 def _add_missing_columns(con: duckdb.DuckDBPyConnection) -> None:
     """A store made by an earlier costaudit lacks columns added since: add them (NULL for the
-    rows already there) rather than refuse to load into it."""
+    rows already there; the charge key is computed for them, see `_refresh_charge_keys`) rather
+    than refuse to load into it."""
     present = {
         name
         for (name,) in con.execute(
@@ -66,11 +67,41 @@ def _add_missing_columns(con: duckdb.DuckDBPyConnection) -> None:
             con.execute(f"ALTER TABLE line_items ADD COLUMN {quote_ident(name)} {sql_type}")
 
 
+# A fixed charge key whose hash tells whether this DuckDB hashes as the one that filled x_ChargeKey.
+_CHARGE_KEY_PROBE = "SELECT CAST(" + charge_key_sql().replace('"', "") + " AS VARCHAR) FROM (SELECT " + ", ".join(
+    f"'costaudit {name}' AS {name}" for name in CHARGE_KEY_COLUMNS
+) + ")"
+
+
+def _refresh_charge_keys(con: duckdb.DuckDBPyConnection) -> None:
+    """Every row's x_ChargeKey must come from the running DuckDB's hash(): compute it for rows
+    that lack it (a store from before the column) and for all rows when DuckDB's hash changed."""
+    [(probe,)] = con.execute(_CHARGE_KEY_PROBE).fetchall()
+    stored = con.execute("SELECT value FROM meta WHERE key = 'charge_key_probe'").fetchone()
+    if stored is not None and stored[0] == probe:
+        missing = con.execute("SELECT 1 FROM line_items WHERE x_ChargeKey IS NULL LIMIT 1").fetchone()
+        if missing is None:
+            return
+    con.execute("BEGIN TRANSACTION")
+    try:
+        where = "" if stored is None or stored[0] != probe else " WHERE x_ChargeKey IS NULL"
+        con.execute(f"UPDATE line_items SET x_ChargeKey = {charge_key_sql()}{where}")
+        con.execute(
+            "INSERT INTO meta VALUES ('charge_key_probe', ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            [probe],
+        )
+        con.execute("COMMIT")
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
+
+
 def ensure_schema(con: duckdb.DuckDBPyConnection) -> None:
     """Create the tables and views if missing (idempotent)."""
     con.execute("CREATE TABLE IF NOT EXISTS meta (key VARCHAR PRIMARY KEY, value VARCHAR)")
     con.execute(_line_items_ddl())
     _add_missing_columns(con)
+    _refresh_charge_keys(con)
     con.execute(
         """
         CREATE TABLE IF NOT EXISTS loads (
