@@ -1,7 +1,7 @@
 """SQL fragments shared by the rules: provider keys, instance types, units, tags, resource names.
 
 Each function returns an SQL expression over the columns of ``current_line_items`` (or the
-side tables), except `tag_sets`, which builds a TEMP table of the run. Patterns are constants
+side tables), except `tag_sets` and `charge_keys`, which build TEMP tables of the run. Patterns are constants
 written here; values that come from the configuration are bound as ``$name`` parameters, never
 pasted into SQL.
 """
@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from costaudit.connectors.sql import quote_ident
+from costaudit.schema import CHARGE_KEY_COLUMNS
 
 if TYPE_CHECKING:
     from .contract import RuleContext
@@ -127,6 +128,25 @@ def tag_sets(ctx: RuleContext) -> str:
         f"SELECT CAST(Tags AS VARCHAR) AS tags_text, {tag_pairs('Tags')} AS pairs "
         f"FROM (SELECT DISTINCT Tags FROM current_line_items WHERE {WINDOW} AND Tags IS NOT NULL)",
         {"since": ctx.window.since, "until": ctx.window.until},
+    )
+
+
+def charge_keys(ctx: RuleContext) -> str:
+    """A TEMP table of the run: every distinct charge key of the store (``charge_key``, the rows'
+    ``x_ChargeKey``) with its key columns (`costaudit.schema.CHARGE_KEY_COLUMNS`: service, usage
+    type, operation, descriptions, units, region...).
+
+    A rule that picks lines by what was charged classifies these few thousand keys (text
+    patterns, once each) and keeps the rows whose ``x_ChargeKey`` is among the chosen ones: an
+    integer semi-join, instead of a pattern or a many-column text join per row. Found with one
+    group-by on the integer key; the text is read from one row per key."""
+    columns = ", ".join(quote_ident(c) for c in CHARGE_KEY_COLUMNS)
+    return ctx.scratch.table(
+        ctx.con, "charge keys",
+        f"""WITH found AS (SELECT x_ChargeKey AS charge_key, min(rowid) AS first_row FROM line_items GROUP BY 1)
+        SELECT f.charge_key, {columns}
+        FROM (SELECT rowid AS first_row, {columns} FROM line_items WHERE rowid IN (SELECT first_row FROM found)) li
+        JOIN found f USING (first_row)""",
     )
 
 

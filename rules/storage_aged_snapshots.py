@@ -13,7 +13,7 @@ months to see more of it). A snapshot older than ``max_age_days`` is a finding:
 from __future__ import annotations
 
 from .contract import Finding, Need, Param, Rule, RuleContext
-from .sqlparts import WINDOW
+from .sqlparts import WINDOW, charge_keys
 
 RULE = Rule(
     id="storage_aged_snapshots",
@@ -49,15 +49,16 @@ _SNAPSHOT_TEXT = (
 _SNAPSHOT_ID = r"(?i)(snapshot/|/snapshots/|(^|[/:])snap-[0-9a-f]+$|/backupvaults?/|:backup)"
 
 SQL = f"""
-WITH snapshot_descriptions AS (  -- distinct descriptions and resource ids, classified once
-  SELECT DISTINCT x_UsageType, x_SkuDescription, x_SkuMeterSubcategory, ChargeDescription
-  FROM current_line_items
+WITH snapshot_keys AS MATERIALIZED (  -- charge keys whose descriptions name a snapshot or backup (once per key)
+  SELECT charge_key FROM $KEYS
   WHERE regexp_matches(concat_ws(' | ', x_UsageType, x_SkuDescription, x_SkuMeterSubcategory, ChargeDescription),
                        '{_SNAPSHOT_TEXT}')
 ),
-snapshot_ids AS (
-  SELECT DISTINCT ResourceId FROM current_line_items
-  WHERE ResourceId IS NOT NULL AND regexp_matches(ResourceId, '{_SNAPSHOT_ID}')
+billed_ids AS MATERIALIZED (  -- distinct first: the id pattern then runs once per resource, not per line
+  SELECT DISTINCT ResourceId FROM current_line_items WHERE ResourceId IS NOT NULL
+),
+snapshot_ids AS MATERIALIZED (
+  SELECT ResourceId FROM billed_ids WHERE regexp_matches(ResourceId, '{_SNAPSHOT_ID}')
 ),
 snapshot_lines AS (
   SELECT li.ProviderName AS provider, li.BillingAccountId AS account, li.SubAccountId AS sub_account,
@@ -68,11 +69,7 @@ snapshot_lines AS (
   FROM current_line_items li
   WHERE li.ResourceId IS NOT NULL AND li.ChargeCategory IN ('Usage', 'Credit')
     AND (li.ResourceId IN (SELECT ResourceId FROM snapshot_ids)
-         OR EXISTS (SELECT 1 FROM snapshot_descriptions d
-                    WHERE d.x_UsageType IS NOT DISTINCT FROM li.x_UsageType
-                      AND d.x_SkuDescription IS NOT DISTINCT FROM li.x_SkuDescription
-                      AND d.x_SkuMeterSubcategory IS NOT DISTINCT FROM li.x_SkuMeterSubcategory
-                      AND d.ChargeDescription IS NOT DISTINCT FROM li.ChargeDescription))
+         OR li.x_ChargeKey IN (SELECT charge_key FROM snapshot_keys))
 ),
 history AS (  -- over every loaded period, not only the window: age needs the first charge
   SELECT provider, account, resource_id, min(ChargePeriodStart) AS first_billed
@@ -109,4 +106,4 @@ WHERE date_diff('day', h.first_billed, l.last_billed) > $max_age_days AND l.cost
 
 def evaluate(ctx: RuleContext) -> list[Finding]:
     """Snapshots and backups billed for longer than the age limit."""
-    return ctx.findings(SQL.replace("$COST", ctx.cost))
+    return ctx.findings(SQL.replace("$COST", ctx.cost).replace("$KEYS", charge_keys(ctx)))

@@ -17,7 +17,7 @@ that only decides which copy is called primary; amounts of different currencies 
 from __future__ import annotations
 
 from .contract import Finding, Need, Param, Rule, RuleContext
-from .sqlparts import WINDOW, provider_key, storage_volume_line, tag_value
+from .sqlparts import WINDOW, charge_keys, provider_key, storage_volume_line, tag_value
 
 RULE = Rule(
     id="storage_dataset_multi_region",
@@ -52,16 +52,21 @@ RULE = Rule(
 _OBJECT_STORAGE = "(?i)(simple storage service|cloud storage|storage accounts|blob|^s3$)"
 
 SQL = f"""
-WITH storage AS (
-  SELECT ProviderName AS provider, BillingAccountId AS account, SubAccountId AS sub_account,
-         lower(RegionId) AS region, ResourceId AS resource_id, BillingCurrency AS currency,
-         BillingPeriodStart AS period, CAST($COST AS DECIMAL(38,12)) AS cost,
-         {tag_value('Tags', 'dataset_tag_keys')} AS tagged_dataset,
-         CASE WHEN $match_object_storage_names AND regexp_matches(coalesce(ServiceName, ''), '{_OBJECT_STORAGE}')
-              THEN regexp_extract(lower(ResourceId), '[^/:]+$') END AS named_dataset
-  FROM current_line_items
-  WHERE {WINDOW} AND ServiceCategory = 'Storage' AND {storage_volume_line()} AND RegionId IS NOT NULL
-    AND ResourceId IS NOT NULL AND ChargeCategory IN ('Usage', 'Credit')
+WITH storage_keys AS MATERIALIZED (  -- storage volume charges, classified once per charge key (`charge_keys`)
+  SELECT charge_key, regexp_matches(coalesce(ServiceName, ''), '{_OBJECT_STORAGE}') AS object_storage
+  FROM $KEYS
+  WHERE ServiceCategory = 'Storage' AND {storage_volume_line()} AND RegionId IS NOT NULL
+    AND ChargeCategory IN ('Usage', 'Credit')
+),
+storage AS (
+  SELECT li.ProviderName AS provider, li.BillingAccountId AS account, li.SubAccountId AS sub_account,
+         lower(li.RegionId) AS region, li.ResourceId AS resource_id, li.BillingCurrency AS currency,
+         li.BillingPeriodStart AS period, CAST(li.$COST AS DECIMAL(38,12)) AS cost,
+         {tag_value('li.Tags', 'dataset_tag_keys')} AS tagged_dataset,
+         CASE WHEN $match_object_storage_names AND k.object_storage
+              THEN regexp_extract(lower(li.ResourceId), '[^/:]+$') END AS named_dataset
+  FROM current_line_items li JOIN storage_keys k ON k.charge_key = li.x_ChargeKey
+  WHERE {WINDOW.replace('BillingPeriodStart', 'li.BillingPeriodStart')} AND li.ResourceId IS NOT NULL
 ),
 labelled AS (
   SELECT *, coalesce(tagged_dataset, named_dataset) AS dataset,
@@ -114,4 +119,4 @@ FROM further
 
 def evaluate(ctx: RuleContext) -> list[Finding]:
     """Further copies of datasets billed in more than one region."""
-    return ctx.findings(SQL.replace("$COST", ctx.cost))
+    return ctx.findings(SQL.replace("$COST", ctx.cost).replace("$KEYS", charge_keys(ctx)))

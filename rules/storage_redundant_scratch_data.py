@@ -17,7 +17,7 @@ multi-region). Costs are the resource's, in its latest billing period in the win
 from __future__ import annotations
 
 from .contract import Finding, Need, Param, Rule, RuleContext
-from .sqlparts import WINDOW, pairs_match, storage_volume_line, tag_sets
+from .sqlparts import WINDOW, charge_keys, pairs_match, storage_volume_line, tag_sets
 
 RULE = Rule(
     id="storage_redundant_scratch_data",
@@ -55,13 +55,8 @@ _DESCRIPTION = (
 )
 
 SQL = f"""
-WITH keys AS (
-  SELECT DISTINCT ServiceName, ServiceCategory, x_UsageType, x_Operation, x_SkuDescription, x_SkuMeterSubcategory,
-         ChargeDescription, PricingUnit, ConsumedUnit
-  FROM current_line_items WHERE {WINDOW}
-),
-classified AS (
-  SELECT *,
+WITH classified AS MATERIALIZED (  -- each charge key of the store once (`charge_keys`)
+  SELECT charge_key,
     CASE
       WHEN regexp_matches({_DESCRIPTION}, '(?i)(ForRepl|S3RTC|ReplicationTime|replication)')
            AND (ServiceCategory = 'Storage' OR regexp_matches(coalesce(ServiceName, ''), '(?i)(storage|s3)'))
@@ -71,7 +66,7 @@ classified AS (
       WHEN regexp_matches({_DESCRIPTION}, '(?i)dual[- ]region') THEN 'dual-region'
       WHEN regexp_matches({_DESCRIPTION}, '(?i)multi[- ]region') THEN 'multi-region'
     END AS redundancy
-  FROM keys
+  FROM $KEYS
 ),
 rebuildable AS (  -- distinct tag sets (parsed once each, `tag_sets`) that mark data as rebuildable, and the tag
   SELECT tags_text,
@@ -89,13 +84,7 @@ lines AS (
          t.matched_tag
   FROM current_line_items li
   JOIN rebuildable t ON t.tags_text = CAST(li.Tags AS VARCHAR)
-  JOIN classified c ON c.redundancy IS NOT NULL
-   AND c.ServiceName IS NOT DISTINCT FROM li.ServiceName AND c.ServiceCategory IS NOT DISTINCT FROM li.ServiceCategory
-   AND c.x_UsageType IS NOT DISTINCT FROM li.x_UsageType AND c.x_Operation IS NOT DISTINCT FROM li.x_Operation
-   AND c.x_SkuDescription IS NOT DISTINCT FROM li.x_SkuDescription
-   AND c.x_SkuMeterSubcategory IS NOT DISTINCT FROM li.x_SkuMeterSubcategory
-   AND c.ChargeDescription IS NOT DISTINCT FROM li.ChargeDescription
-   AND c.PricingUnit IS NOT DISTINCT FROM li.PricingUnit AND c.ConsumedUnit IS NOT DISTINCT FROM li.ConsumedUnit
+  JOIN classified c ON c.redundancy IS NOT NULL AND c.charge_key = li.x_ChargeKey
   WHERE {WINDOW.replace('BillingPeriodStart', 'li.BillingPeriodStart')} AND li.ChargeCategory IN ('Usage', 'Credit')
 ),
 latest AS (
@@ -143,4 +132,6 @@ WHERE cost > 0
 
 def evaluate(ctx: RuleContext) -> list[Finding]:
     """Resources tagged reproducible or scratch that pay for replication or geo-redundancy."""
-    return ctx.findings(SQL.replace("$COST", ctx.cost).replace("$TAG_SETS", tag_sets(ctx)))
+    return ctx.findings(
+        SQL.replace("$COST", ctx.cost).replace("$TAG_SETS", tag_sets(ctx)).replace("$KEYS", charge_keys(ctx))
+    )
