@@ -8,8 +8,8 @@ running hours there, and its catalogue specs. `utilisation_cte` adds the p95 of 
 over the lookback ending at the instance's last sample before the window's end.
 
 The three compute rules read the same instances and the same id matches, so `compute_sql`
-builds them once per audit run as TEMP tables (`RunScratch`): the instance types of the distinct
-billing descriptions, the instances, and every (instance, metric resource id) pair that names
+builds them once per audit run as TEMP tables (`RunScratch`): the instance type of each charge key
+(`sqlparts.charge_keys`), the instances, and every (instance, metric resource id) pair that names
 the same resource (`sqlparts.same_resource_pairs`, an equi-join on id tails). Each rule then
 picks its metric resource and takes its percentiles from those tables.
 """
@@ -19,7 +19,7 @@ from __future__ import annotations
 from costaudit.connectors.sql import quote_literal
 
 from .contract import Need, Param, RuleContext
-from .sqlparts import col, instance_key, provider_key, running_hours, same_resource_pairs
+from .sqlparts import charge_keys, col, instance_key, provider_key, running_hours, same_resource_pairs
 
 BILLING_NEED = Need(
     "current_line_items",
@@ -58,22 +58,27 @@ def _scope(alias: str) -> str:
     )
 
 
-def type_keys_sql() -> str:
-    """The instance type key of each distinct (instance type, usage type, service, unit) billed in
-    scope in the window. Binds $since, $until."""
-    return f"""SELECT *, {instance_key()} AS type_key
-      FROM (SELECT DISTINCT x_InstanceType, x_UsageType, ServiceName, ConsumedUnit
-            FROM current_line_items WHERE {_scope('')})"""
+def type_keys_sql(keys: str | None = None) -> str:
+    """The instance type key of each charge key billed as compute usage (``charge_key``,
+    ``type_key``). `keys` names the run's `sqlparts.charge_keys` table; without it the distinct
+    keys are found here (one more scan)."""
+    source = keys or (
+        "(SELECT DISTINCT x_ChargeKey AS charge_key, x_InstanceType, x_UsageType, ServiceName, ConsumedUnit,"
+        " ServiceCategory, ChargeCategory FROM current_line_items)"
+    )
+    return f"""SELECT charge_key, {instance_key()} AS type_key FROM {source}
+      WHERE ChargeCategory IN ('Usage', 'Credit') AND ServiceCategory IN ('Compute', 'AI and Machine Learning')"""
 
 
 def instances_cte(cost_column: str, type_keys: str | None = None) -> str:
     """CTEs ``billed`` and ``instances`` (see the module docstring). Binds $since, $until.
 
     `type_keys` names a table holding `type_keys_sql()`; without it the types are classified in
-    a CTE (the optimizer may then evaluate the classification on every billing row)."""
+    a CTE (the optimizer may then evaluate the classification on every billing row). Lines are
+    matched to their type by the integer ``x_ChargeKey``."""
     source = f"SELECT * FROM {type_keys}" if type_keys else type_keys_sql()
     return f"""
-    type_keys AS (  -- the instance type of each distinct description, classified once
+    type_keys AS (  -- the instance type of each charge key, classified once
       {source}
     ),
     billed AS (
@@ -82,9 +87,7 @@ def instances_cte(cost_column: str, type_keys: str | None = None) -> str:
              any_value(li.SubAccountId) AS sub_account, max(li.RegionId) AS region,
              CAST(sum(li.{cost_column}) AS DECIMAL(38,12)) AS cost, sum({running_hours('li')}) AS hours
       FROM current_line_items li
-      JOIN type_keys k ON k.type_key IS NOT NULL
-       AND k.x_InstanceType IS NOT DISTINCT FROM li.x_InstanceType AND k.x_UsageType IS NOT DISTINCT FROM li.x_UsageType
-       AND k.ServiceName IS NOT DISTINCT FROM li.ServiceName AND k.ConsumedUnit IS NOT DISTINCT FROM li.ConsumedUnit
+      JOIN type_keys k ON k.type_key IS NOT NULL AND k.charge_key = li.x_ChargeKey
       WHERE {_scope('li')}
       GROUP BY ALL
     ),
@@ -121,7 +124,7 @@ def compute_sql(ctx: RuleContext, sql: str) -> str:
     the first compute rule that runs) and ``$COST`` the cost column."""
     window = {"since": ctx.window.since, "until": ctx.window.until}
     scope = f"{ctx.window.since.isoformat()}..{ctx.window.until.isoformat()}"
-    type_keys = ctx.scratch.table(ctx.con, f"compute type keys {scope}", type_keys_sql(), window)
+    type_keys = ctx.scratch.table(ctx.con, "compute type keys", type_keys_sql(charge_keys(ctx)))
     instances = ctx.scratch.table(
         ctx.con, f"compute instances {ctx.cost} {scope}",
         f"WITH {instances_cte(ctx.cost, type_keys)} SELECT * FROM instances", window,

@@ -204,7 +204,8 @@ def test_the_compute_rules_share_their_tables_and_the_run_drops_them(rightsize_s
     import_metrics(rightsize_store, [str(write_metrics(spec, tmp_path / "m.csv"))])
     report = run_audit(rightsize_store, only=["compute_rightsize", "compute_gpu_idle", "compute_gpu_oversized"])
     assert [o.status for o in report.outcomes] == ["ok", "ok", "ok"]
-    assert len(asked) == 9 and sorted(built) == ["instances", "metric", "type"]  # built once for the three rules
+    # built once for the three rules: the store's charge keys, the compute types, instances, id matches
+    assert len(asked) == 12 and sorted(built) == ["instances", "keys", "metric", "type"]
     leftover = rightsize_store.execute(
         "SELECT count(*) FROM duckdb_tables() WHERE temporary AND table_name LIKE 'costaudit_scratch_%'"
     ).fetchall()
