@@ -100,7 +100,7 @@ def step_load(args, clock: Clock) -> dict:
 
     clock.wrap(files, "_sha256", "load: sha256 of every input file")
     clock.wrap(deliveries, "plan", "load: plan (find, sniff, checksum, detect format)")
-    clock.wrap(loader, "_check_values", "load: value checks (one scan of the files)")
+    clock.wrap(loader, "_check_values", "load: value checks (distinct values of each checked column)")
     clock.wrap(loader, "_check_problems", "load: format problem checks")
     clock.wrap(loader, "_check_totals", "load: source totals sanity")
     clock.wrap(loader, "_prepare", "load: prepare (checks + source totals scan)")

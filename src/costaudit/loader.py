@@ -173,10 +173,18 @@ def _run(con: duckdb.DuckDBPyConnection, sql: str, files: list[SourceFile]) -> d
 
 
 def _check_values(con: duckdb.DuckDBPyConnection, files: list[SourceFile], checks: list[tuple[str, str]]) -> None:
-    """One pass over the raw rows finds any value that does not parse; a second, only on
-    failure, finds its row number within its file."""
+    """Find any value that does not parse, checking each column's distinct values (a text rate
+    column of 10^7 rows holds a few hundred: parsing them all row by row cost 19 s at 50M rows).
+    Only on failure are the rows counted and the first bad row found in its file."""
     if not checks:
         _run(con, "SELECT count(*) FROM raw", files).fetchone()
+        return
+    distinct = " UNION ALL ".join(
+        f"SELECT count(*) FILTER (WHERE {bad_value_condition('v', kind)}) AS bad"
+        f" FROM (SELECT DISTINCT {quote_ident(col)} AS v FROM raw)"
+        for col, kind in checks
+    )
+    if not any(bad for (bad,) in _run(con, distinct, files).fetchall()):
         return
     parts = [f"count(*) FILTER (WHERE {bad_value_condition(col, kind)})" for col, kind in checks]
     counts = _run(con, f"SELECT {', '.join(parts)} FROM raw", files).fetchone()
