@@ -7,6 +7,7 @@ HTML, XLSX, CSV, JSON and Markdown reports always show the same numbers. Amounts
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
@@ -262,7 +263,9 @@ class ReportData:
     run: RunInfo
     audit_ran: bool
     currencies: list[CurrencySpend]
-    findings: list[FindingRow]
+    # A list, or for a run with many findings a `build.StoredFindings` that reads them from disk
+    # in batches each time it is iterated (CSV, JSON and XLSX stream through it).
+    findings: Sequence[FindingRow]
     rules: list[RuleRow]
     coverage: Coverage
     changes: dict[str, int] | None
@@ -276,8 +279,9 @@ class ReportData:
 
     def families(self) -> list[str]:
         """Families of the rules in the run and of the findings, in a fixed order."""
-        present = {r.family for r in self.rules} | {f.family for f in self.findings}
-        present |= {family for family, _, _ in self.finding_counts}
+        present = {r.family for r in self.rules} | {family for family, _, _ in self.finding_counts}
+        if not self.finding_counts:
+            present |= {f.family for f in self.findings}
         return sorted(present, key=lambda f: (FAMILY_ORDER.index(f) if f in FAMILY_ORDER else 99, f))
 
     def count_of(self, family: str, status: str) -> int:
@@ -288,7 +292,15 @@ class ReportData:
         return sum(n for (fam, st, _), (n, _) in self.finding_counts.items() if fam == family and st == status)
 
     def findings_of(self, family: str, status: str | None = None) -> list[FindingRow]:
-        return [f for f in self.findings if f.family == family and (status is None or f.status == status)]
+        return list(self.iter_findings_of(family, status))
+
+    def iter_findings_of(self, family: str, status: str | None = None) -> Iterator[FindingRow]:
+        """`findings_of` one at a time (a streamed `findings` is never held whole, and picks the
+        family's rows before making objects of them)."""
+        where = getattr(self.findings, "where", None)
+        if where is not None:
+            return where(family, status)
+        return (f for f in self.findings if f.family == family and (status is None or f.status == status))
 
     def top_findings(self, currency: str, limit: int = 10) -> list[FindingRow]:
         """Open findings in one currency with the largest estimated monthly saving."""

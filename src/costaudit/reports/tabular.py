@@ -19,9 +19,9 @@ import json
 import math
 from datetime import date, datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, BinaryIO
 
-from .data import ReportData
+from .data import FindingRow, ReportData
 from .safe import exact, spreadsheet_text
 
 CSV_COLUMNS = (
@@ -41,29 +41,40 @@ def _instant(moment: datetime | None) -> str | None:
     return moment.isoformat().replace("+00:00", "Z") if moment is not None else None
 
 
+def write_csv(data: ReportData, stream: BinaryIO) -> None:
+    """The run's findings, one row each, amounts as numbers and text neutralised; written as
+    they are read (a streamed `data.findings` is never held whole)."""
+    text = io.TextIOWrapper(stream, encoding="utf-8", newline="", write_through=True)
+    try:
+        writer = csv.writer(text, lineterminator="\r\n")
+        writer.writerow(CSV_COLUMNS)
+        for f in data.findings:
+            values: dict[str, Any] = {
+                "run_id": data.run.run_id, "fingerprint": f.fingerprint, "rule_id": f.rule_id, "family": f.family,
+                "severity": f.severity, "title": f.title, "status": f.status, "provider": f.provider,
+                "billing_account_id": f.billing_account_id, "sub_account_id": f.sub_account_id, "region": f.region,
+                "resource_id": f.resource_id, "billing_period": _month(f.billing_period), "summary": f.summary,
+                "monthly_cost_in_scope": exact(f.monthly_cost_in_scope), "cost_currency": f.currency,
+                "estimated_monthly_saving": exact(f.estimated_monthly_saving), "saving_currency": f.currency,
+                "estimate_method": f.estimate_method, "cost_basis": f.cost_basis, "remediation": f.remediation,
+                "suppression_reason": f.suppression_reason,
+                "suppression_expires": f.suppression_expires.isoformat() if f.suppression_expires else None,
+                "suppression_note": f.suppression_note,
+                "evidence": json.dumps(f.evidence, ensure_ascii=False, sort_keys=True, default=str),
+            }
+            writer.writerow([
+                (values[c] or "") if c in _NUMERIC else spreadsheet_text(values[c]) for c in CSV_COLUMNS
+            ])
+        text.flush()
+    finally:
+        text.detach()  # the caller owns `stream`
+
+
 def render_csv(data: ReportData) -> bytes:
-    """The run's findings, one row each, amounts as numbers and text neutralised."""
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\r\n")
-    writer.writerow(CSV_COLUMNS)
-    for f in data.findings:
-        values: dict[str, Any] = {
-            "run_id": data.run.run_id, "fingerprint": f.fingerprint, "rule_id": f.rule_id, "family": f.family,
-            "severity": f.severity, "title": f.title, "status": f.status, "provider": f.provider,
-            "billing_account_id": f.billing_account_id, "sub_account_id": f.sub_account_id, "region": f.region,
-            "resource_id": f.resource_id, "billing_period": _month(f.billing_period), "summary": f.summary,
-            "monthly_cost_in_scope": exact(f.monthly_cost_in_scope), "cost_currency": f.currency,
-            "estimated_monthly_saving": exact(f.estimated_monthly_saving), "saving_currency": f.currency,
-            "estimate_method": f.estimate_method, "cost_basis": f.cost_basis, "remediation": f.remediation,
-            "suppression_reason": f.suppression_reason,
-            "suppression_expires": f.suppression_expires.isoformat() if f.suppression_expires else None,
-            "suppression_note": f.suppression_note,
-            "evidence": json.dumps(f.evidence, ensure_ascii=False, sort_keys=True, default=str),
-        }
-        writer.writerow([
-            (values[c] or "") if c in _NUMERIC else spreadsheet_text(values[c]) for c in CSV_COLUMNS
-        ])
-    return buffer.getvalue().encode("utf-8")
+    """`write_csv` into memory."""
+    buffer = io.BytesIO()
+    write_csv(data, buffer)
+    return buffer.getvalue()
 
 
 def _money(value: Decimal | None) -> str | None:
@@ -85,8 +96,29 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def report_document(data: ReportData) -> dict[str, Any]:
-    """The report as the JSON document of schema version 1.0 (before encoding)."""
+def _finding_document(f: FindingRow) -> dict[str, Any]:
+    return {
+        "fingerprint": f.fingerprint, "rule_id": f.rule_id, "family": f.family, "severity": f.severity,
+        "title": f.title, "status": f.status, "provider": f.provider,
+        "billing_account_id": f.billing_account_id, "sub_account_id": f.sub_account_id, "region": f.region,
+        "resource_id": f.resource_id, "billing_period": _month(f.billing_period), "summary": f.summary,
+        "evidence": _plain(f.evidence), "monthly_cost_in_scope": _money(f.monthly_cost_in_scope),
+        "estimated_monthly_saving": _money(f.estimated_monthly_saving), "currency": f.currency,
+        "estimate_method": f.estimate_method, "cost_basis": f.cost_basis, "remediation": f.remediation,
+        "suppression": None if not (f.suppression_reason or f.suppression_note) else {
+            "reason": f.suppression_reason,
+            "expires": f.suppression_expires.isoformat() if f.suppression_expires else None,
+            "note": f.suppression_note},
+    }
+
+
+# Stands in for the findings list while the rest of the document is encoded (`write_json`).
+_FINDINGS_SLOT = "\x00costaudit findings\x00"
+
+
+def report_document(data: ReportData, with_findings: bool = True) -> dict[str, Any]:
+    """The report as the JSON document of schema version 1.0 (before encoding); without the
+    findings, a placeholder stands where their list goes."""
     run = data.run
     return {
         "schema_version": data.schema_version,
@@ -124,22 +156,7 @@ def report_document(data: ReportData) -> dict[str, Any]:
             }
             for c in data.currencies
         ],
-        "findings": [
-            {
-                "fingerprint": f.fingerprint, "rule_id": f.rule_id, "family": f.family, "severity": f.severity,
-                "title": f.title, "status": f.status, "provider": f.provider,
-                "billing_account_id": f.billing_account_id, "sub_account_id": f.sub_account_id, "region": f.region,
-                "resource_id": f.resource_id, "billing_period": _month(f.billing_period), "summary": f.summary,
-                "evidence": _plain(f.evidence), "monthly_cost_in_scope": _money(f.monthly_cost_in_scope),
-                "estimated_monthly_saving": _money(f.estimated_monthly_saving), "currency": f.currency,
-                "estimate_method": f.estimate_method, "cost_basis": f.cost_basis, "remediation": f.remediation,
-                "suppression": None if not (f.suppression_reason or f.suppression_note) else {
-                    "reason": f.suppression_reason,
-                    "expires": f.suppression_expires.isoformat() if f.suppression_expires else None,
-                    "note": f.suppression_note},
-            }
-            for f in data.findings
-        ],
+        "findings": [_finding_document(f) for f in data.findings] if with_findings else _FINDINGS_SLOT,
         "rules": [
             {"rule_id": r.rule_id, "title": r.title, "family": r.family, "severity": r.severity, "status": r.status,
              "reason": r.reason, "findings": r.findings, "parameters": _plain(r.parameters), "origin": r.origin,
@@ -163,10 +180,34 @@ def report_document(data: ReportData) -> dict[str, Any]:
     }
 
 
-def render_json(data: ReportData) -> bytes:
-    """The JSON report, UTF-8, indented; markup characters \\u-escaped."""
-    text = json.dumps(report_document(data), ensure_ascii=False, indent=2, default=str)
+def _escaped(text: str) -> str:
     for char, escape in (("&", "\\u0026"), ("<", "\\u003c"), (">", "\\u003e"),
                          ("\u2028", "\\u2028"), ("\u2029", "\\u2029")):
         text = text.replace(char, escape)  # these characters only occur inside JSON strings
-    return (text + "\n").encode("utf-8")
+    return text
+
+
+def write_json(data: ReportData, stream: BinaryIO) -> None:
+    """The JSON report, UTF-8, indented; markup characters \\u-escaped. The findings are encoded
+    one at a time into their place in the document (the same text as encoding it whole)."""
+    document = json.dumps(report_document(data, with_findings=False), ensure_ascii=False, indent=2, default=str)
+    # A raw newline never occurs inside a JSON string, so only the top-level key matches this.
+    key = '\n  "findings": '
+    head, found, tail = document.partition(key + json.dumps(_FINDINGS_SLOT))
+    assert found, "the findings slot is missing from the JSON document"
+    stream.write(_escaped(head + key).encode("utf-8"))
+    first = True
+    for f in data.findings:
+        item = json.dumps(_finding_document(f), ensure_ascii=False, indent=2, default=str)
+        item = "\n".join("    " + line for line in item.split("\n"))
+        stream.write(_escaped(("[\n" if first else ",\n") + item).encode("utf-8"))
+        first = False
+    stream.write(("[]" if first else "\n  ]").encode("utf-8"))
+    stream.write((_escaped(tail) + "\n").encode("utf-8"))
+
+
+def render_json(data: ReportData) -> bytes:
+    """`write_json` into memory."""
+    buffer = io.BytesIO()
+    write_json(data, buffer)
+    return buffer.getvalue()

@@ -1,8 +1,9 @@
 """Write a report file atomically.
 
-The report is rendered completely in memory, written to a temporary file in the target's own
-folder, flushed to disk and renamed over the target: a reader (a mail job, a web server) sees
-the old file or the new one, never half of one, and nothing is written outside that folder.
+The report is written to a temporary file in the target's own folder (HTML and Markdown rendered
+in memory first; CSV, JSON and XLSX streamed into it, finding by finding), flushed to disk and
+renamed over the target: a reader (a mail job, a web server) sees the old file or the new one,
+never half of one, and nothing is written outside that folder.
 
 ``out`` may name a file or an existing folder; for a folder the report is written as
 ``<folder>/costaudit-report.<ext>``. The folder must exist (a typo is an error, not a new tree).
@@ -14,6 +15,7 @@ import os
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
+from typing import BinaryIO
 
 from costaudit.errors import CostauditError, UsageError
 
@@ -27,27 +29,31 @@ SUMMARY_FORMATS = ("html", "md")
 DEFAULT_NAME = "costaudit-report"
 
 
-def _renderer(fmt: str, html_findings: int | None = None) -> Callable[[ReportData], bytes]:
+Writer = Callable[[ReportData, BinaryIO], None]
+
+
+def _writer(fmt: str, html_findings: int | None = None) -> Writer:
+    """What writes `fmt` into an open binary file."""
     if fmt == "html":
         from .html import HTML_FINDINGS_PER_FAMILY, render_html
 
         limit = HTML_FINDINGS_PER_FAMILY if html_findings is None else html_findings
-        return lambda data: render_html(data, limit).encode("utf-8")
+        return lambda data, stream: stream.write(render_html(data, limit).encode("utf-8"))
     if fmt == "xlsx":
-        from .xlsx import render_xlsx
+        from .xlsx import write_xlsx
 
-        return render_xlsx
+        return write_xlsx
     if fmt == "csv":
-        from .tabular import render_csv
+        from .tabular import write_csv
 
-        return render_csv
+        return write_csv
     if fmt == "json":
-        from .tabular import render_json
+        from .tabular import write_json
 
-        return render_json
+        return write_json
     from .markdown import render_markdown
 
-    return lambda data: render_markdown(data).encode("utf-8")
+    return lambda data, stream: stream.write(render_markdown(data).encode("utf-8"))
 
 
 def target_path(fmt: str, out: Path) -> Path:
@@ -63,13 +69,17 @@ def target_path(fmt: str, out: Path) -> Path:
     return out
 
 
-def atomic_write(target: Path, payload: bytes) -> None:
-    """Write `payload` to `target` through a temporary file in the same folder and a rename."""
+def atomic_write(target: Path, payload: bytes | Callable[[BinaryIO], object]) -> None:
+    """Write `payload` (bytes, or a function writing into an open binary file) to `target`
+    through a temporary file in the same folder and a rename."""
     handle, temp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     temp = Path(temp_name)
     try:
         with os.fdopen(handle, "wb") as stream:
-            stream.write(payload)
+            if isinstance(payload, bytes):
+                stream.write(payload)
+            else:
+                payload(stream)
             stream.flush()
             os.fsync(stream.fileno())
         # mkstemp makes the file private (0600); give it the mode a newly created file would get.
@@ -115,9 +125,9 @@ def write_report(data: ReportData, fmt: str, out: Path, *, html_findings: int | 
     if fmt not in SUMMARY_FORMATS and not data.findings_complete:
         raise ValueError(f"a {fmt} report lists every finding: build its data without findings_limit")
     target = target_path(fmt, Path(out))
-    payload = _renderer(fmt, html_findings)(data)
+    writer = _writer(fmt, html_findings)
     try:
-        atomic_write(target, payload)
+        atomic_write(target, lambda stream: writer(data, stream))
     except OSError as exc:
         raise CostauditError(f"{target}: cannot write the report ({exc.strerror or exc})") from None
     return target

@@ -1,7 +1,9 @@
 """The XLSX report for finance: a summary sheet, a sheet per rule family, and the detail sheets.
 
-Written with openpyxl (also what the tests read it back with). Every sheet is one table: a bold
-header row, frozen, with a filter over the whole table. Amounts are numbers (exact decimals
+Written with openpyxl in write-only mode: rows go to disk as they are made, so a run with a
+million findings is never held in memory (the tests read the file back with openpyxl). Every
+sheet is one table: a bold header row, frozen, with a filter over the whole table; a table longer
+than Excel's 1,048,576 rows continues on a second sheet. Amounts are numbers (exact decimals
 written as numbers) formatted ``#,##0.00``, each with its currency in the column to its right;
 billing months are dates formatted ``yyyy-mm``; shares are fractions formatted as percentages.
 
@@ -14,16 +16,17 @@ value); characters XML cannot hold are replaced.
 from __future__ import annotations
 
 import io
+import itertools
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from datetime import date, datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, BinaryIO
 
 from openpyxl import Workbook
+from openpyxl.cell import WriteOnlyCell
 from openpyxl.styles import Alignment, Font, PatternFill
 from openpyxl.utils import get_column_letter
-from openpyxl.worksheet.worksheet import Worksheet
 
 from .data import FindingRow, ReportData
 from .safe import needs_formula_guard, xml_text
@@ -33,6 +36,8 @@ GB_FORMAT = "#,##0.000"
 SHARE_FORMAT = "0.0%"
 MONTH_FORMAT = "yyyy-mm"
 MAX_CELL_TEXT = 32767  # Excel's limit for one cell
+MAX_SHEET_ROWS = 1_048_576  # Excel's limit for one sheet (the header row included)
+STATUS_SHEET_ORDER = ("open", "suppressed", "not_assessed")
 _HEADER_FONT = Font(bold=True)
 _HEADER_FILL = PatternFill("solid", fgColor="E8ECF2")
 _WRAP = Alignment(wrap_text=True, vertical="top")
@@ -59,10 +64,19 @@ def _month_date(value: str | datetime | None) -> date | None:
     return date(int(year), int(month), 1)
 
 
-def _put(ws: Worksheet, row: int, column: int, value: Any) -> None:
-    cell = ws.cell(row=row, column=column)
+def _cell(ws: Any, value: Any) -> Any:
+    """One data cell, typed and formatted (None for an empty one). A plain number, or short text
+    that no spreadsheet reads as a formula, goes as the bare value (most cells: far cheaper than
+    a styled cell object)."""
     if value is None:
-        return
+        return None
+    if type(value) in (int, float, Decimal):
+        return value
+    if type(value) is str and len(value) <= 40 and not needs_formula_guard(value):
+        text = xml_text(value)
+        if text == value:
+            return text
+    cell = WriteOnlyCell(ws)
     if isinstance(value, bool):
         cell.value = "yes" if value else "no"
     elif isinstance(value, Money | Volume | Share):
@@ -80,24 +94,44 @@ def _put(ws: Worksheet, row: int, column: int, value: Any) -> None:
         cell.data_type = "s"  # never a formula, whatever the text starts with
         if needs_formula_guard(text):
             cell.quotePrefix = True
+        if len(text) > 40:
+            cell.alignment = _WRAP
+    return cell
 
 
 def _sheet(wb: Workbook, title: str, headers: list[str], rows: Iterable[list[Any]],
-           widths: dict[str, int] | None = None) -> Worksheet:
-    ws = wb.create_sheet(title=title[:31])
-    for column, header in enumerate(headers, 1):
-        cell = ws.cell(row=1, column=column, value=header)
-        cell.font, cell.fill = _HEADER_FONT, _HEADER_FILL
-    count = 0
-    for count, values in enumerate(rows, 1):
-        for column, value in enumerate(values, 1):
-            _put(ws, count + 1, column, value)
-    ws.freeze_panes = "A2"
-    ws.auto_filter.ref = f"A1:{get_column_letter(len(headers))}{count + 1}"
-    for column, header in enumerate(headers, 1):
-        width = (widths or {}).get(header) or max(10, min(len(header) + 4, 24))
-        ws.column_dimensions[get_column_letter(column)].width = width
-    return ws
+           widths: dict[str, int] | None = None) -> None:
+    """A table sheet, written row by row (the workbook is write-only: rows go to disk as they
+    come). A table longer than a sheet can hold continues on sheets titled "<title> (2)" ..."""
+    rows = iter(rows)
+    part = 1
+    while True:
+        name = title[:31] if part == 1 else f"{title[:25]} ({part})"
+        ws = wb.create_sheet(title=name)
+        for column, header in enumerate(headers, 1):
+            width = (widths or {}).get(header) or max(10, min(len(header) + 4, 24))
+            ws.column_dimensions[get_column_letter(column)].width = width
+        ws.freeze_panes = "A2"
+        header_cells = []
+        for header in headers:
+            cell = WriteOnlyCell(ws, value=header)
+            cell.font, cell.fill = _HEADER_FONT, _HEADER_FILL
+            header_cells.append(cell)
+        ws.append(header_cells)
+        count = 0
+        for values in rows:
+            ws.append([_cell(ws, value) for value in values])
+            count += 1
+            if count == MAX_SHEET_ROWS - 1:
+                break
+        ws.auto_filter.ref = f"A1:{get_column_letter(len(headers))}{count + 1}"
+        if count < MAX_SHEET_ROWS - 1:
+            return
+        following = next(rows, None)
+        if following is None:
+            return
+        rows = itertools.chain([following], rows)
+        part += 1
 
 
 def _money(value: Decimal | None) -> Money | None:
@@ -160,19 +194,17 @@ def _run_rows(data: ReportData) -> list[list[Any]]:
     return rows
 
 
-def render_xlsx(data: ReportData) -> bytes:
-    """The workbook as bytes."""
-    wb = Workbook()
-    wb.remove(wb.active)
+def write_xlsx(data: ReportData, stream: BinaryIO) -> None:
+    """The workbook, written into `stream`. Write-only: each sheet's rows are streamed to a
+    temporary file as they are made, so the findings of a large run are never all in memory."""
+    wb = Workbook(write_only=True)
     wb.properties.creator = data.generator
     wb.properties.title = f"Cloud cost audit {data.run.run_id}"
     _sheet(wb, "Summary", ["Currency", "Measure", "Cost basis", "Amount", "Currency", "Share of spend"],
            _summary_rows(data), {"Measure": 38, "Amount": 16})
     for family in data.families():
-        ordered = sorted(data.findings_of(family), key=lambda f: ("open", "suppressed", "not_assessed").index(f.status)
-                         if f.status in ("open", "suppressed", "not_assessed") else 9)
-        _sheet(wb, f"{family.capitalize()} findings", FINDING_HEADERS, (_finding_row(f) for f in ordered),
-               _FINDING_WIDTHS)
+        _sheet(wb, f"{family.capitalize()} findings", FINDING_HEADERS,
+               (_finding_row(f) for f in _by_status(data, family)), _FINDING_WIDTHS)
     _sheet(wb, "AI spend", ["Billing period", "Provider", "AI category", "Billed cost", "Currency", "Effective cost",
                             "Currency", "Line items"],
            ([_month_date(r.month), r.provider, r.category, _money(r.billed), c.currency, _money(r.effective),
@@ -196,11 +228,19 @@ def render_xlsx(data: ReportData) -> bytes:
     _sheet(wb, "Skipped", ["What", "Which", "Why"],
            ([s.kind, s.subject, s.reason] for s in data.coverage.skipped), {"Which": 50, "Why": 90})
     _sheet(wb, "Run", ["Field", "Value"], _run_rows(data), {"Field": 34, "Value": 80})
-    for ws in wb.worksheets:
-        for row in ws.iter_rows(min_row=2):
-            for cell in row:
-                if cell.data_type == "s" and isinstance(cell.value, str) and len(cell.value) > 40:
-                    cell.alignment = _WRAP
+    wb.save(stream)
+
+
+def render_xlsx(data: ReportData) -> bytes:
+    """`write_xlsx` into memory."""
     buffer = io.BytesIO()
-    wb.save(buffer)
+    write_xlsx(data, buffer)
     return buffer.getvalue()
+
+
+def _by_status(data: ReportData, family: str) -> Iterator[FindingRow]:
+    """A family's findings, open first, then suppressed, then not assessed (each in report order):
+    one pass over the findings per status, none held."""
+    for status in STATUS_SHEET_ORDER:
+        yield from data.iter_findings_of(family, status)
+    yield from (f for f in data.iter_findings_of(family) if f.status not in STATUS_SHEET_ORDER)
