@@ -114,13 +114,18 @@ def test_a_read_only_store_reports_but_cannot_audit(demo, expected):
         con.close()
 
 
-def test_summary_figures_match_the_store(demo, expected):
-    store, _, _ = demo
+def report_data(store, run_id: str):
+    """The report data of a stored run, from the store opened read-only."""
     con = connect(store, read_only=True)
     try:
-        data = build_report_data(con, run_id=expected["run_id"])
+        return build_report_data(con, run_id=run_id)
     finally:
         con.close()
+
+
+def test_summary_figures_match_the_store(demo, expected):
+    store, _, _ = demo
+    data = report_data(store, expected["run_id"])
     by_currency = {c.currency: c for c in data.currencies}
     assert set(by_currency) == set(expected["spend"]) == {"EUR", "USD"}
     for currency, total in expected["spend"].items():
@@ -420,11 +425,7 @@ def test_a_findings_table_longer_than_a_sheet_continues_on_the_next(demo, expect
     from costaudit.reports import xlsx
 
     store, _, _ = demo
-    con = connect(store, read_only=True)
-    try:
-        data = build_report_data(con, run_id=expected["run_id"])
-    finally:
-        con.close()
+    data = report_data(store, expected["run_id"])
     family = max(data.families(), key=lambda f: len(data.findings_of(f)))
     rows = len(data.findings_of(family))
     assert rows >= 3
