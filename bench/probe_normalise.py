@@ -29,6 +29,17 @@ from costaudit.connectors.files import raw_relation_sql
 from costaudit.connectors.sql import install_macros
 
 
+def normalising_views(con: duckdb.DuckDBPyConnection, paths: list[str]) -> deliveries.Delivery:
+    """TEMP views ``raw`` (the delivery's files) and ``norm`` (the format's own normalising SQL
+    over them), as the loader sees them; returns the delivery."""
+    install_macros(con)
+    delivery = deliveries.plan(con, paths).deliveries[0]
+    delivery.fmt.prepare(con)
+    con.execute(f"CREATE TEMP VIEW raw AS SELECT * FROM {raw_relation_sql(delivery.files)}")
+    con.execute(f"CREATE TEMP VIEW norm AS {delivery.fmt.select_sql(delivery.cols, ReadOptions())}")
+    return delivery
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("export", type=Path, help="the export folder (holding data/ and metadata/)")
@@ -40,11 +51,7 @@ def main(argv: list[str] | None = None) -> int:
     limit = os.environ.get("COSTAUDIT_MEMORY_LIMIT", "2GB")
     con = duckdb.connect(config={"memory_limit": limit, "temp_directory": str(work / "spill")})
     try:
-        install_macros(con)
-        delivery = deliveries.plan(con, paths).deliveries[0]
-        delivery.fmt.prepare(con)
-        con.execute(f"CREATE TEMP VIEW raw AS SELECT * FROM {raw_relation_sql(delivery.files)}")
-        con.execute(f"CREATE TEMP VIEW norm AS {delivery.fmt.select_sql(delivery.cols, ReadOptions())}")
+        delivery = normalising_views(con, paths)
         con.execute(f"ATTACH '{work / 'probe.duckdb'}' AS disk")
         columns = [r[0] for r in con.execute("DESCRIBE norm").fetchall()]
         every = ", ".join(f'count("{c}")' for c in columns)

@@ -20,11 +20,11 @@ from pathlib import Path
 
 import duckdb
 
-from costaudit.connectors import deliveries
-from costaudit.connectors.base import ReadOptions
-from costaudit.connectors.files import raw_relation_sql
-from costaudit.connectors.sql import install_macros, quote_literal
+from costaudit.connectors.sql import quote_literal
 from costaudit.schema import charge_key_sql
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from probe_normalise import normalising_views  # noqa: E402  (a sibling script, not a package)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -36,11 +36,7 @@ def main(argv: list[str] | None = None) -> int:
     period = f"BILLING_PERIOD={args.month}"
     paths = [str(args.export / "data" / period), str(args.export / "metadata" / period)]
     con = duckdb.connect(config={"memory_limit": os.environ.get("COSTAUDIT_MEMORY_LIMIT", "2GB")})
-    install_macros(con)
-    delivery = deliveries.plan(con, paths).deliveries[0]
-    delivery.fmt.prepare(con)
-    con.execute(f"CREATE TEMP VIEW raw AS SELECT * FROM {raw_relation_sql(delivery.files)}")
-    con.execute(f"CREATE TEMP VIEW norm AS {delivery.fmt.select_sql(delivery.cols, ReadOptions())}")
+    normalising_views(con, paths)
     con.execute(f"ATTACH {quote_literal(str(args.store))} AS s (READ_ONLY)")
     keyed = f"(SELECT *, {charge_key_sql()} AS x_ChargeKey FROM norm)"
     per_resource = "SELECT ResourceId, sum(EffectiveCost) FROM {} GROUP BY 1"
