@@ -37,7 +37,7 @@ from typing import Any
 from costaudit.config import read_document
 from costaudit.errors import UsageError
 
-from .contract import COST_BASES, Finding, LoadedRule, ParamValue
+from .contract import COST_BASES, LoadedRule, ParamValue
 
 DEFAULT_CONFIG = Path("costaudit.toml")
 MIN_FINGERPRINT_PREFIX = 12
@@ -47,7 +47,8 @@ _SUPPRESS_KEYS = {"fingerprint", "rule", "resource", "reason", "expires"}
 
 @dataclass(frozen=True)
 class Suppression:
-    """A finding the team has decided to live with: matched by fingerprint or rule + resource."""
+    """A finding the team has decided to live with: matched by fingerprint prefix or rule + resource
+    (case-insensitively), in SQL by `runner._apply_suppressions`."""
 
     reason: str
     fingerprint: str | None = None
@@ -55,11 +56,6 @@ class Suppression:
     resource: str | None = None
     expires: date | None = None
     position: int = 0  # 1-based index among the suppress entries, for messages
-
-    def matches(self, finding: Finding) -> bool:
-        if self.fingerprint is not None:
-            return finding.fingerprint.startswith(self.fingerprint)
-        return finding.rule_id == self.rule and finding.resource_id.lower() == (self.resource or "").lower()
 
     def expired(self, today: date) -> bool:
         return self.expires is not None and self.expires < today
