@@ -2,7 +2,9 @@
 
 Cost model: one DuckDB pass groups the current line items by a hash of the key columns (the same
 order of work as any group-by), the few thousand distinct keys go to polars, and the results come
-back as small tables. A second pass, over AI rows only, runs when `ai_tag_keys` is configured.
+back as small tables. A second pass sums the line items per month, resource, tags and charge key
+(`analysis_charge_totals`, what the rules read). A third, over AI rows only, runs when
+`ai_tag_keys` is configured.
 Everything is written in one transaction together with an `analysis_runs` row.
 """
 
@@ -24,7 +26,7 @@ from .config import AnalysisConfig
 from .linking import ai_accounts, ai_tags, link_file_resources
 from .schema import KEY_COLUMNS, RESULT_COLUMNS
 from .taxonomy import Taxonomy, load_taxonomy
-from .views import create_views, tag_path
+from .views import create_views, tag_path, totals_sql
 
 _CURRENT = "x_LoadId IN (SELECT load_id FROM current_loads)"
 
@@ -140,6 +142,12 @@ def _write_keys(con: duckdb.DuckDBPyConnection, classified: pl.DataFrame, run_id
         con.unregister("__analysis_keys")
 
 
+def _write_totals(con: duckdb.DuckDBPyConnection) -> None:
+    """`analysis_charge_totals`: the current line items summed per month, resource, tags and
+    charge key, for the rules (see `views`). One group-by over the line items."""
+    con.execute(f"CREATE OR REPLACE TABLE analysis_charge_totals AS {totals_sql(_current_filter(con))}")
+
+
 def _write_frame(con: duckdb.DuckDBPyConnection, table: str, frame: pl.DataFrame, columns: dict[str, str],
                  run_id: str) -> None:
     con.register("__analysis_frame", frame.to_arrow())
@@ -209,6 +217,7 @@ def run_analysis(
     try:
         classified = classify_keys(discover_keys(con), taxonomy)
         _write_keys(con, classified, run_id)
+        _write_totals(con)
         accounts = ai_accounts(_account_names(con, config), config)
         tags = ai_tags(_shared_tags(con, config.ai_tag_keys), config)
         _write_frame(con, "analysis_ai_accounts", accounts,
@@ -268,10 +277,12 @@ def is_fresh(con: duckdb.DuckDBPyConnection, config: AnalysisConfig, taxonomy: T
         and run["config_digest"] == config.digest()
         and run["taxonomy_digest"] == taxonomy.digest
         and run["duckdb_version"] == duckdb.__version__
-        # keys written before they carried the store's charge key (x_ChargeKey) must be redone
-        and bool(con.execute(
-            "SELECT count(*) FROM information_schema.columns WHERE table_name = 'analysis_charge_keys'"
-            " AND column_name = 'charge_key' AND table_schema = current_schema()").fetchone()[0])
+        # an analysis written before its keys carried the store's charge key (x_ChargeKey), or
+        # before it wrote the charge totals the rules read, must be redone
+        and con.execute(
+            "SELECT count(*) FROM information_schema.columns WHERE table_schema = current_schema() AND"
+            " ((table_name = 'analysis_charge_keys' AND column_name = 'charge_key')"
+            " OR (table_name = 'analysis_charge_totals' AND column_name = 'line_item_rows'))").fetchone()[0] == 2
     )
 
 

@@ -68,7 +68,7 @@ WITH ai_resources AS (  -- resources with AI usage in the window and what they a
   SELECT ProviderName AS provider, BillingAccountId AS account, lower(ResourceId) AS resource_key,
          arg_max(ai_category, EffectiveCost) AS ai_category, max(ai_workload) AS ai_workload,
          max(accelerator_model) AS accelerator_model
-  FROM ai_spend WHERE {window()} AND ResourceId IS NOT NULL AND ChargeCategory = 'Usage'
+  FROM ai_spend_totals WHERE {window()} AND ResourceId IS NOT NULL AND ChargeCategory = 'Usage'
   GROUP BY ALL
 ),
 ai_accounts AS (  -- the share of each sub-account's compute and AI usage that is AI, per month
@@ -76,7 +76,7 @@ ai_accounts AS (  -- the share of each sub-account's compute and AI usage that i
          BillingPeriodStart AS period, BillingCurrency AS currency,
          CAST(coalesce(sum($COST) FILTER (WHERE ai_category IS NOT NULL), 0) AS DECIMAL(38,12)) AS ai_cost,
          CAST(sum($COST) AS DECIMAL(38,12)) AS compute_cost
-  FROM analysis_line_items
+  FROM analysis_totals
   WHERE {window()} AND ChargeCategory = 'Usage' AND network_class IS NULL AND SubAccountId IS NOT NULL
     AND (ServiceCategory IN ('Compute', 'AI and Machine Learning') OR ai_category IS NOT NULL)
   GROUP BY ALL
@@ -94,7 +94,7 @@ internet AS (
          coalesce(r.ai_category, n.ai_category) AS ai_category, r.ai_workload, r.accelerator_model,
          n.ResourceId IS NULL AS no_resource_id, n.route, n.volume_gb, CAST(n.$COST AS DECIMAL(38,12)) AS cost,
          a.ai_cost, a.compute_cost
-  FROM network_transfer n
+  FROM network_transfer_totals n
   LEFT JOIN ai_resources r ON r.provider = n.ProviderName AND r.account = n.BillingAccountId
    AND r.resource_key = lower(n.ResourceId)  -- Azure exports spell one resource id in several cases
   LEFT JOIN ai_accounts a ON n.ResourceId IS NULL AND a.provider = n.ProviderName AND a.account = n.BillingAccountId

@@ -1,9 +1,11 @@
 """SQL shared by the egress rules: the analysis view they read, and per-month grouping.
 
-The egress rules read the analysis views (``network_transfer``: line items that move data, with
-their class, route and volume in GB; ``analysis_line_items``: every current line item with its
-AI and network classification). ``costaudit audit`` refreshes the analysis before it runs the
-rules, so a store that was never analysed reports these rules as skipped, with the reason.
+The egress rules read the analysis views over the charge totals (``network_transfer_totals``:
+charges that move data, with their class, route and volume in GB; ``analysis_totals``: every
+current charge with its AI and network classification; ``ai_spend_totals``). A row there is the
+sum of a month's line items of one resource, tag set and charge key, so a rule's sums are the
+line items' sums at a fraction of the rows. ``costaudit audit`` refreshes the analysis before it
+runs the rules, so a store that was never analysed reports these rules as skipped, with the reason.
 
 Conventions of every egress rule:
 
@@ -20,15 +22,15 @@ from .contract import Need
 from .sqlparts import WINDOW
 
 NETWORK_NEED = Need(
-    "network_transfer",
+    "network_transfer_totals",
     ("network_class",),
-    label="classified network transfer (the analysis view network_transfer)",
+    label="classified network transfer (the analysis view network_transfer_totals)",
     how="run `costaudit audit`, which refreshes the analysis before the rules (or `costaudit summary`)",
 )
 ANALYSIS_NEED = Need(
-    "analysis_line_items",
+    "analysis_totals",
     ("ServiceCategory",),
-    label="analysed line items (the analysis view analysis_line_items)",
+    label="analysed charges (the analysis view analysis_totals)",
     how="run `costaudit audit`, which refreshes the analysis before the rules (or `costaudit summary`)",
 )
 

@@ -66,7 +66,7 @@ egress AS (  -- internet transfer billed on a resource, per month
          BillingPeriodStart AS period, {provider_key('ProviderName')} AS pkey, any_value(SubAccountId) AS sub_account,
          max(RegionId) AS region, string_agg(DISTINCT route, ', ' ORDER BY route) AS routes,
          sum(volume_gb) AS gb, CAST(sum($COST) AS DECIMAL(38,12)) AS cost
-  FROM network_transfer
+  FROM network_transfer_totals
   WHERE {window()} AND network_class = 'internet' AND {CHARGES} AND ResourceId IS NOT NULL
   GROUP BY ALL
 ),
@@ -107,7 +107,7 @@ named AS (  -- transfer whose destination names another provider, or that says c
                   CASE WHEN regexp_matches(concat_ws(' ', x_UsageType, ChargeDescription), '(?i)cross[- ]cloud')
                        THEN 'another cloud' END) AS named_cloud,
          {provider_key('ProviderName')} AS pkey
-  FROM network_transfer
+  FROM network_transfer_totals
   WHERE {window()} AND {CHARGES} AND network_class NOT IN ('inbound', 'intra_zone')
 ),
 by_name AS (

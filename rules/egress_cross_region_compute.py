@@ -65,7 +65,7 @@ WITH transfer_lines AS (
          lower(source_region) AS source_region, lower(destination_region) AS destination_region, route,
          coalesce(x_UsageType, ChargeDescription) AS usage_type, ServiceName, volume_gb,
          CAST($COST AS DECIMAL(38,12)) AS cost
-  FROM network_transfer
+  FROM network_transfer_totals
   WHERE {window()} AND network_class = 'inter_region' AND {CHARGES} AND destination_region IS NOT NULL
 ),
 transfer AS (  -- one row per resource, route and usage type a month (not per hourly line) before the join
@@ -80,7 +80,7 @@ compute_lines AS (  -- compute and AI usage by region, with the resources that m
          BillingPeriodStart AS period, lower(RegionId) AS region, ResourceId, SubAccountId,
          max(accelerator_model) AS accelerator_model, max(ai_workload) AS ai_workload,
          CAST(sum($COST) AS DECIMAL(38,12)) AS cost
-  FROM analysis_line_items
+  FROM analysis_totals
   WHERE {window()} AND ChargeCategory = 'Usage' AND network_class IS NULL AND RegionId IS NOT NULL
     AND (ServiceCategory IN ('Compute', 'AI and Machine Learning') OR ai_category IN ('accelerated_compute', 'ai_platform'))
   GROUP BY ALL

@@ -63,7 +63,7 @@ WITH chatter AS (
          BillingCurrency AS currency, BillingPeriodStart AS period, {resource_key()} AS resource_id,
          ResourceId IS NULL AS no_resource_id, coalesce(x_UsageType, ChargeDescription) AS usage_type,
          volume_gb, CAST($COST AS DECIMAL(38,12)) AS cost
-  FROM network_transfer
+  FROM network_transfer_totals
   WHERE {window()} AND network_class = 'inter_zone' AND {CHARGES}
 ),
 per_month AS (

@@ -73,7 +73,7 @@ WITH nat AS (
          BillingCurrency AS currency, BillingPeriodStart AS period, {resource_key()} AS resource_id,
          ResourceId IS NULL AS no_resource_id, x_UsageType AS usage_type, volume_gb,
          CAST($COST AS DECIMAL(38,12)) AS cost
-  FROM network_transfer
+  FROM network_transfer_totals
   WHERE {window()} AND network_class = 'nat_processing' AND {CHARGES}
 ),
 per_month AS (
@@ -91,7 +91,7 @@ WITH latest AS (SELECT * FROM $LATEST),
 gateway_other AS (  -- the same gateway's other charges that month (uptime hours), for context
   SELECT g.provider, g.account, g.resource_id, g.period, CAST(sum(li.$COST) AS DECIMAL(38,12)) AS other_cost
   FROM (SELECT DISTINCT provider, account, resource_id, period FROM latest WHERE NOT no_resource_id) g
-  JOIN analysis_line_items li
+  JOIN analysis_totals li
     ON li.ResourceId = g.resource_id AND li.ProviderName = g.provider AND li.BillingAccountId = g.account
    AND li.BillingPeriodStart = g.period
   WHERE {window('li')} AND li.network_class IS NULL AND li.{CHARGES}

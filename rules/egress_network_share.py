@@ -72,7 +72,7 @@ _TAG_JOIN = """
     SELECT Tags, list_filter(list_transform($workload_tag_keys, lambda k: lower(k) || '=' || list_filter(
              coalesce(map_entries(TRY_CAST(Tags AS MAP(VARCHAR, VARCHAR))), []), lambda e: lower(e.key) = lower(k))[1].value),
            lambda pair: pair IS NOT NULL)[1] AS workload
-    FROM (SELECT DISTINCT Tags FROM analysis_line_items WHERE {w} AND Tags IS NOT NULL)
+    FROM (SELECT DISTINCT Tags FROM analysis_totals WHERE {w} AND Tags IS NOT NULL)
   ) tw ON CAST(tw.Tags AS VARCHAR) = CAST(li.Tags AS VARCHAR)"""
 
 SQL = f"""
@@ -83,7 +83,7 @@ WITH lines AS (
                                            OR regexp_matches(coalesce(li.x_UsageType, ''), '{_GADGETS}')
                                          THEN 'network services' END) AS network_class,
          CAST(li.$COST AS DECIMAL(38,12)) AS cost
-  FROM analysis_line_items li $TAGJOIN
+  FROM analysis_totals li $TAGJOIN
   WHERE {window('li')} AND li.ChargeCategory = 'Usage'
     AND (li.network_class IS NOT NULL OR li.ServiceCategory IN ('Compute', 'AI and Machine Learning', 'Networking')
          OR li.ai_category IS NOT NULL)
@@ -114,7 +114,9 @@ found AS (
 ),
 breakdown AS (
   SELECT f.provider, f.account, f.resource_id, f.currency, f.period,
-         json_group_object(p.network_class, round(p.cost, 2)) AS by_class
+         -- by class name, so the same month gives the same evidence on every run
+         to_json(map(list(p.network_class ORDER BY p.network_class), list(round(p.cost, 2) ORDER BY p.network_class)))
+           AS by_class
   FROM found f JOIN per_class p ON p.provider = f.provider AND p.account = f.account AND p.workload = f.resource_id
    AND p.currency = f.currency AND p.period = f.period
   GROUP BY ALL

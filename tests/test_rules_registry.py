@@ -17,7 +17,8 @@ from .focus_rows import row, write
 
 CASES_DIR = Path(__file__).resolve().parent / "data" / "rules"
 RULES = registry.builtin_rules()
-ANALYSIS_VIEWS = {"analysis_line_items", "ai_spend", "network_transfer"}
+ANALYSIS_VIEWS = {"analysis_line_items", "ai_spend", "network_transfer", "analysis_totals", "ai_spend_totals",
+                  "network_transfer_totals"}
 
 
 def test_builtin_rules_are_found_and_valid():
