@@ -19,7 +19,15 @@ from __future__ import annotations
 from costaudit.connectors.sql import quote_literal
 
 from .contract import Need, Param, RuleContext
-from .sqlparts import charge_keys, col, instance_key, provider_key, running_hours, same_resource_pairs
+from .sqlparts import (
+    billing,
+    charge_keys,
+    col,
+    instance_key,
+    provider_key,
+    running_hours,
+    same_resource_pairs,
+)
 
 BILLING_NEED = Need(
     "current_line_items",
@@ -70,7 +78,7 @@ def type_keys_sql(keys: str | None = None) -> str:
       WHERE ChargeCategory IN ('Usage', 'Credit') AND ServiceCategory IN ('Compute', 'AI and Machine Learning')"""
 
 
-def instances_cte(cost_column: str, type_keys: str | None = None) -> str:
+def instances_cte(cost_column: str, type_keys: str | None = None, billing: str = "current_line_items") -> str:
     """CTEs ``billed`` and ``instances`` (see the module docstring). Binds $since, $until.
 
     `type_keys` names a table holding `type_keys_sql()`; without it the types are classified in
@@ -86,7 +94,7 @@ def instances_cte(cost_column: str, type_keys: str | None = None) -> str:
              li.BillingCurrency AS currency, li.BillingPeriodStart AS period, k.type_key,
              any_value(li.SubAccountId) AS sub_account, max(li.RegionId) AS region,
              CAST(sum(li.{cost_column}) AS DECIMAL(38,12)) AS cost, sum({running_hours('li')}) AS hours
-      FROM current_line_items li
+      FROM {billing} li
       JOIN type_keys k ON k.type_key IS NOT NULL AND k.charge_key = li.x_ChargeKey
       WHERE {_scope('li')}
       GROUP BY ALL
@@ -127,7 +135,7 @@ def compute_sql(ctx: RuleContext, sql: str) -> str:
     type_keys = ctx.scratch.table(ctx.con, "compute type keys", type_keys_sql(charge_keys(ctx)))
     instances = ctx.scratch.table(
         ctx.con, f"compute instances {ctx.cost} {scope}",
-        f"WITH {instances_cte(ctx.cost, type_keys)} SELECT * FROM instances", window,
+        f"WITH {instances_cte(ctx.cost, type_keys, billing(ctx))} SELECT * FROM instances", window,
     )
     matches = ctx.scratch.table(ctx.con, f"compute metric matches {ctx.cost} {scope}", matches_sql(instances))
     return sql.replace("$INSTANCES", instances).replace("$MATCHES", matches).replace("$COST", ctx.cost)

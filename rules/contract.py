@@ -8,7 +8,8 @@ A rule is one module with two names:
     references. It is validated when the registry loads it.
 
 ``evaluate(ctx: RuleContext) -> list[Finding]``
-    reads the store through ``ctx`` (SQL over ``current_line_items`` and the side tables) and
+    reads the store through ``ctx`` (SQL over the billing relation ``sqlparts.billing(ctx)`` or the
+    analysis views, and the side tables) and
     returns findings. It never opens a file or a cloud SDK. Most rules write one SELECT that
     yields the fixed finding columns and return `RuleContext.findings` of it: a `FindingQuery`,
     which behaves as the list but lets the runner keep the rows in DuckDB (a rule that returns
@@ -184,6 +185,7 @@ class RunScratch:
     runner when the run ends. A rule evaluated on its own gets a fresh, empty scratch."""
 
     tables: dict[str, str] = field(default_factory=dict)
+    billing: str | None = None  # the relation the rules sum billing over (`sqlparts.billing`)
 
     def table(self, con: duckdb.DuckDBPyConnection, key: str, select: str, params: dict[str, Any] | None = None) -> str:
         """The name of a TEMP table holding `select` (run with `params`), created on first use of

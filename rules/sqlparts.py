@@ -1,7 +1,8 @@
 """SQL fragments shared by the rules: provider keys, instance types, units, tags, resource names.
 
-Each function returns an SQL expression over the columns of ``current_line_items`` (or the
-side tables), except `tag_sets` and `charge_keys`, which build TEMP tables of the run. Patterns are constants
+Each function returns an SQL expression over the columns of ``current_line_items`` (and of
+``analysis_totals``, shaped like it: see `billing`) or the side tables, except `tag_sets` and
+`charge_keys`, which build TEMP tables of the run. Patterns are constants
 written here; values that come from the configuration are bound as ``$name`` parameters, never
 pasted into SQL.
 """
@@ -16,7 +17,7 @@ from costaudit.schema import CHARGE_KEY_COLUMNS
 if TYPE_CHECKING:
     from .contract import RuleContext
 
-# Billing-window filter on current_line_items (since inclusive, until exclusive).
+# Billing-window filter on analysis_totals or current_line_items (since inclusive, until exclusive).
 WINDOW = "BillingPeriodStart >= $since AND BillingPeriodStart < $until"
 
 # AWS usage types that name the instance type after a colon (BoxUsage:m5.xlarge, SpotUsage:...).
@@ -126,21 +127,41 @@ def tag_sets(ctx: RuleContext) -> str:
     return ctx.scratch.table(
         ctx.con, f"tag sets {scope}",
         f"SELECT CAST(Tags AS VARCHAR) AS tags_text, {tag_pairs('Tags')} AS pairs "
-        f"FROM (SELECT DISTINCT Tags FROM current_line_items WHERE {WINDOW} AND Tags IS NOT NULL)",
+        f"FROM (SELECT DISTINCT Tags FROM {billing(ctx)} WHERE {WINDOW} AND Tags IS NOT NULL)",
         {"since": ctx.window.since, "until": ctx.window.until},
     )
 
 
+def billing(ctx: RuleContext) -> str:
+    """The relation a rule sums billing over, decided once per run: ``analysis_totals`` (the
+    analysis's monthly sums per resource, tag set and charge key, shaped like line items) when
+    the stored analysis covers the store's current loads, as `costaudit audit` and `costaudit
+    run` make sure; else ``current_line_items`` itself. Both give the same sums (the totals are
+    those sums); the totals have a fraction of the rows. A rule that counts, or orders, lines
+    must not read it."""
+    if ctx.scratch.billing is None:
+        from costaudit.analysis.run import latest_run, loads_digest
+
+        run = latest_run(ctx.con)
+        views = {name for (name,) in ctx.con.execute("SELECT view_name FROM duckdb_views()").fetchall()}
+        current = bool(run) and "analysis_totals" in views and run["loads_digest"] == loads_digest(ctx.con)
+        ctx.scratch.billing = "analysis_totals" if current else "current_line_items"
+    return ctx.scratch.billing
+
+
 def charge_keys(ctx: RuleContext) -> str:
-    """A TEMP table of the run: every distinct charge key of the store (``charge_key``, the rows'
+    """A TEMP table of the run: every distinct charge key billed (``charge_key``, the rows'
     ``x_ChargeKey``) with its key columns (`costaudit.schema.CHARGE_KEY_COLUMNS`: service, usage
     type, operation, descriptions, units, region...).
 
     A rule that picks lines by what was charged classifies these few thousand keys (text
     patterns, once each) and keeps the rows whose ``x_ChargeKey`` is among the chosen ones: an
-    integer semi-join, instead of a pattern or a many-column text join per row. Found with one
-    group-by on the integer key; the text is read from one row per key."""
+    integer semi-join, instead of a pattern or a many-column text join per row. Copied from the
+    analysis's own keys when the rules read its totals (`billing`); else found with one group-by
+    of the line items on the integer key, the text read from one row per key."""
     columns = ", ".join(quote_ident(c) for c in CHARGE_KEY_COLUMNS)
+    if billing(ctx) == "analysis_totals":
+        return ctx.scratch.table(ctx.con, "charge keys", f"SELECT charge_key, {columns} FROM analysis_charge_keys")
     return ctx.scratch.table(
         ctx.con, "charge keys",
         f"""WITH found AS (SELECT x_ChargeKey AS charge_key, min(rowid) AS first_row FROM line_items GROUP BY 1)

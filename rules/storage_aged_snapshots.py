@@ -13,7 +13,7 @@ months to see more of it). A snapshot older than ``max_age_days`` is a finding:
 from __future__ import annotations
 
 from .contract import Finding, Need, Param, Rule, RuleContext
-from .sqlparts import WINDOW, charge_keys
+from .sqlparts import WINDOW, billing, charge_keys
 
 RULE = Rule(
     id="storage_aged_snapshots",
@@ -55,7 +55,7 @@ WITH snapshot_keys AS MATERIALIZED (  -- charge keys whose descriptions name a s
                        '{_SNAPSHOT_TEXT}')
 ),
 billed_ids AS MATERIALIZED (  -- distinct first: the id pattern then runs once per resource, not per line
-  SELECT DISTINCT ResourceId FROM current_line_items WHERE ResourceId IS NOT NULL
+  SELECT DISTINCT ResourceId FROM $BILLING WHERE ResourceId IS NOT NULL
 ),
 snapshot_ids AS MATERIALIZED (
   SELECT ResourceId FROM billed_ids WHERE regexp_matches(ResourceId, '{_SNAPSHOT_ID}')
@@ -66,7 +66,7 @@ snapshot_lines AS (
          li.BillingPeriodStart AS period, li.ChargePeriodStart, li.ChargePeriodEnd,
          CAST(li.$COST AS DECIMAL(38,12)) AS cost,
          coalesce(li.x_UsageType, li.x_SkuDescription, li.ChargeDescription) AS description
-  FROM current_line_items li
+  FROM $BILLING li
   WHERE li.ResourceId IS NOT NULL AND li.ChargeCategory IN ('Usage', 'Credit')
     AND (li.ResourceId IN (SELECT ResourceId FROM snapshot_ids)
          OR li.x_ChargeKey IN (SELECT charge_key FROM snapshot_keys))
@@ -79,11 +79,16 @@ in_window AS (
   SELECT * FROM snapshot_lines WHERE {WINDOW.replace('BillingPeriodStart', 'period')}
   QUALIFY period = max(period) OVER (PARTITION BY provider, account, resource_id)
 ),
-latest AS (
+by_description AS (
+  SELECT provider, account, resource_id, currency, period, description, any_value(sub_account) AS sub_account,
+         max(region) AS region, max(ChargePeriodEnd) AS last_billed, CAST(sum(cost) AS DECIMAL(38,12)) AS cost
+  FROM in_window GROUP BY provider, account, resource_id, currency, period, description
+),
+latest AS (  -- described by what most of its cost was billed as
   SELECT provider, account, resource_id, currency, period, any_value(sub_account) AS sub_account,
-         max(region) AS region, max(ChargePeriodEnd) AS last_billed, mode(description) AS description,
-         CAST(sum(cost) AS DECIMAL(38,12)) AS cost
-  FROM in_window GROUP BY provider, account, resource_id, currency, period
+         max(region) AS region, max(last_billed) AS last_billed,
+         first(description ORDER BY cost DESC, description) AS description, CAST(sum(cost) AS DECIMAL(38,12)) AS cost
+  FROM by_description GROUP BY provider, account, resource_id, currency, period
 )
 SELECT l.provider, l.account AS billing_account_id, l.sub_account AS sub_account_id, l.region, l.resource_id,
        l.period AS billing_period, l.currency, l.cost AS monthly_cost_in_scope,
@@ -106,4 +111,4 @@ WHERE date_diff('day', h.first_billed, l.last_billed) > $max_age_days AND l.cost
 
 def evaluate(ctx: RuleContext) -> list[Finding]:
     """Snapshots and backups billed for longer than the age limit."""
-    return ctx.findings(SQL.replace("$COST", ctx.cost).replace("$KEYS", charge_keys(ctx)))
+    return ctx.findings(SQL.replace("$COST", ctx.cost).replace("$BILLING", billing(ctx)).replace("$KEYS", charge_keys(ctx)))

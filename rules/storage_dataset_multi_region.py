@@ -17,7 +17,7 @@ that only decides which copy is called primary; amounts of different currencies 
 from __future__ import annotations
 
 from .contract import Finding, Need, Param, Rule, RuleContext
-from .sqlparts import WINDOW, charge_keys, provider_key, storage_volume_line, tag_value
+from .sqlparts import WINDOW, billing, charge_keys, provider_key, storage_volume_line, tag_value
 
 RULE = Rule(
     id="storage_dataset_multi_region",
@@ -65,7 +65,7 @@ storage AS (
          {tag_value('li.Tags', 'dataset_tag_keys')} AS tagged_dataset,
          CASE WHEN $match_object_storage_names AND k.object_storage
               THEN regexp_extract(lower(li.ResourceId), '[^/:]+$') END AS named_dataset
-  FROM current_line_items li JOIN storage_keys k ON k.charge_key = li.x_ChargeKey
+  FROM $BILLING li JOIN storage_keys k ON k.charge_key = li.x_ChargeKey
   WHERE {WINDOW.replace('BillingPeriodStart', 'li.BillingPeriodStart')} AND li.ResourceId IS NOT NULL
 ),
 labelled AS (
@@ -119,4 +119,4 @@ FROM further
 
 def evaluate(ctx: RuleContext) -> list[Finding]:
     """Further copies of datasets billed in more than one region."""
-    return ctx.findings(SQL.replace("$COST", ctx.cost).replace("$KEYS", charge_keys(ctx)))
+    return ctx.findings(SQL.replace("$COST", ctx.cost).replace("$BILLING", billing(ctx)).replace("$KEYS", charge_keys(ctx)))

@@ -22,7 +22,7 @@ without either, the finding is reported without a saving.
 from __future__ import annotations
 
 from .contract import Finding, Need, Param, Rule, RuleContext
-from .sqlparts import WINDOW, provider_key, same_resource_pairs, storage_volume_line
+from .sqlparts import WINDOW, billing, provider_key, same_resource_pairs, storage_volume_line
 
 RULE = Rule(
     id="storage_duplicate_content",
@@ -91,14 +91,14 @@ scope_bytes AS (
   FROM storage_objects GROUP BY 1, 2
 ),
 billed_names AS (  -- (billed resource id, inventoried name) pairs that name the same bucket or account
-  SELECT * FROM {same_resource_pairs(f"SELECT ResourceId AS id FROM current_line_items WHERE {WINDOW}",
+  SELECT * FROM {same_resource_pairs(f"SELECT ResourceId AS id FROM $BILLING WHERE {WINDOW}",
                                      'SELECT billing_name AS id FROM per_location')}
 ),
 billed AS (
   SELECT n.provider, n.billing_name, li.BillingAccountId AS account, any_value(li.SubAccountId) AS sub_account,
          max(li.RegionId) AS billed_region, li.BillingCurrency AS currency, li.BillingPeriodStart AS period,
          CAST(sum(li.$COST) AS DECIMAL(38,12)) AS storage_cost
-  FROM current_line_items li
+  FROM $BILLING li
   JOIN billed_names b ON b.left_id = li.ResourceId
   JOIN (SELECT DISTINCT provider, billing_name FROM per_location) n
     ON n.billing_name = b.right_id AND {provider_key('li.ProviderName')} = {provider_key('n.provider')}
@@ -163,4 +163,4 @@ FROM estimated
 
 def evaluate(ctx: RuleContext) -> list[Finding]:
     """One finding per location holding copies of content kept elsewhere."""
-    return ctx.findings(SQL.replace("$COST", ctx.cost))
+    return ctx.findings(SQL.replace("$COST", ctx.cost).replace("$BILLING", billing(ctx)))

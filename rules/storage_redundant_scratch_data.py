@@ -17,7 +17,7 @@ multi-region). Costs are the resource's, in its latest billing period in the win
 from __future__ import annotations
 
 from .contract import Finding, Need, Param, Rule, RuleContext
-from .sqlparts import WINDOW, charge_keys, pairs_match, storage_volume_line, tag_sets
+from .sqlparts import WINDOW, billing, charge_keys, pairs_match, storage_volume_line, tag_sets
 
 RULE = Rule(
     id="storage_redundant_scratch_data",
@@ -82,7 +82,7 @@ lines AS (
          coalesce(li.ResourceId, li.SubAccountId || ':' || coalesce(li.x_SkuDescription, li.x_UsageType)) AS resource_id,
          li.ResourceId IS NULL AS no_resource_id, c.redundancy, CAST(li.$COST AS DECIMAL(38,12)) AS cost,
          t.matched_tag
-  FROM current_line_items li
+  FROM $BILLING li
   JOIN rebuildable t ON t.tags_text = CAST(li.Tags AS VARCHAR)
   JOIN classified c ON c.redundancy IS NOT NULL AND c.charge_key = li.x_ChargeKey
   WHERE {WINDOW.replace('BillingPeriodStart', 'li.BillingPeriodStart')} AND li.ChargeCategory IN ('Usage', 'Credit')
@@ -133,5 +133,5 @@ WHERE cost > 0
 def evaluate(ctx: RuleContext) -> list[Finding]:
     """Resources tagged reproducible or scratch that pay for replication or geo-redundancy."""
     return ctx.findings(
-        SQL.replace("$COST", ctx.cost).replace("$TAG_SETS", tag_sets(ctx)).replace("$KEYS", charge_keys(ctx))
+        SQL.replace("$COST", ctx.cost).replace("$BILLING", billing(ctx)).replace("$TAG_SETS", tag_sets(ctx)).replace("$KEYS", charge_keys(ctx))
     )

@@ -56,7 +56,8 @@ REFUSED_WHY = {
     "LOAD": "installing or loading DuckDB extensions is not allowed here",
     "EXTENSION": "installing or loading DuckDB extensions is not allowed here",
 }
-ANALYSIS_VIEWS = ("analysis_line_items", "ai_spend", "network_transfer")
+ANALYSIS_VIEWS = ("analysis_line_items", "ai_spend", "network_transfer", "analysis_totals", "ai_spend_totals",
+                  "network_transfer_totals")
 PROMPT, CONTINUE = "costaudit> ", "      ...> "
 HELP = (
     "End each statement with ';'. Commands: .tables (tables and views), .help, .quit (or Ctrl-D). "
