@@ -50,17 +50,22 @@ def summarise(
     `since` is inclusive and `until` exclusive (billing months, as FOCUS periods are)."""
     where, params = _period_filter(since, until)
     zero = Decimal(0)
-    # One pass over the line items, grouped as finely as any figure below needs (a few thousand
-    # groups, kept in a TEMP table); each figure is then summed in SQL over those groups, exact.
-    # ai_spend and network_transfer are analysis_line_items filtered on ai_category /
-    # network_class, so the groups serve them too.
+    # One pass over the monthly charge totals (analysis_totals: the line items already summed per
+    # month, resource, tag set and charge key), grouped as finely as any figure below needs (a
+    # few thousand groups, kept in a TEMP table); each figure is then summed in SQL over those
+    # groups, exact. ai_spend and network_transfer are analysis_line_items filtered on
+    # ai_category / network_class, so the groups serve them too. A store analysed by an older
+    # version has no totals: its line items are read instead.
+    views = {name for (name,) in con.execute("SELECT view_name FROM duckdb_views()").fetchall()}
+    source, rows = ("analysis_totals", "sum(line_item_rows)") if "analysis_totals" in views else (
+        "analysis_line_items", "count(*)")
     con.execute(
         f"""
         CREATE OR REPLACE TEMP TABLE costaudit_summary_groups AS
         SELECT BillingCurrency, strftime(BillingPeriodStart, '%Y-%m') AS month, ProviderName, ai_category,
                network_class, route, sum(BilledCost) AS billed, sum(EffectiveCost) AS effective,
-               sum(volume_gb) AS gb, count(*) AS n
-        FROM analysis_line_items WHERE {where}
+               sum(volume_gb) AS gb, {rows} AS n
+        FROM {source} WHERE {where}
         GROUP BY ALL
         """,
         params,
