@@ -142,10 +142,21 @@ def _write_keys(con: duckdb.DuckDBPyConnection, classified: pl.DataFrame, run_id
         con.unregister("__analysis_keys")
 
 
-def _write_totals(con: duckdb.DuckDBPyConnection) -> None:
+# Line items summed in one group-by. Above this, the totals are summed in shares of the resources:
+# at 50M generated rows (2M totals of ten text columns, 2 GB memory limit) one group-by took 79 s,
+# two shares 51 s, three 33 s, four 39-47 s, eight 61 s (bench/README.md, "Fourth round").
+TOTALS_PASS_ROWS = 17_000_000
+
+
+def _write_totals(con: duckdb.DuckDBPyConnection, rows: int) -> None:
     """`analysis_charge_totals`: the current line items summed per month, resource, tags and
-    charge key, for the rules (see `views`). One group-by over the line items."""
-    con.execute(f"CREATE OR REPLACE TABLE analysis_charge_totals AS {totals_sql(_current_filter(con))}")
+    charge key, for the rules (see `views`): one group-by over the line items per share of
+    `TOTALS_PASS_ROWS` of the `rows` current line items."""
+    current = _current_filter(con)
+    parts = max(1, -(-rows // TOTALS_PASS_ROWS))
+    con.execute(f"CREATE OR REPLACE TABLE analysis_charge_totals AS {totals_sql(current, parts, 0)}")
+    for part in range(1, parts):
+        con.execute(f"INSERT INTO analysis_charge_totals {totals_sql(current, parts, part)}")
 
 
 def _write_frame(con: duckdb.DuckDBPyConnection, table: str, frame: pl.DataFrame, columns: dict[str, str],
@@ -217,7 +228,7 @@ def run_analysis(
     try:
         classified = classify_keys(discover_keys(con), taxonomy)
         _write_keys(con, classified, run_id)
-        _write_totals(con)
+        _write_totals(con, int(classified.get_column("line_item_rows").sum() or 0))
         accounts = ai_accounts(_account_names(con, config), config)
         tags = ai_tags(_shared_tags(con, config.ai_tag_keys), config)
         _write_frame(con, "analysis_ai_accounts", accounts,

@@ -36,15 +36,17 @@ TOTALS_GROUP = ("x_ChargeKey", "x_LoadId", "BillingAccountId", "SubAccountId", "
 TOTALS_SUMS = ("BilledCost", "EffectiveCost", "ListCost", "ContractedCost", "ConsumedQuantity", "PricingQuantity")
 
 
-def totals_sql(current: str) -> str:
-    """The SELECT of `analysis_charge_totals` over the line items passing `current`. Sums of the
-    store's DECIMAL(38,12) stay DECIMAL(38,12): exact, as every rule's own sum was."""
+def totals_sql(current: str, parts: int = 1, part: int = 0) -> str:
+    """The SELECT of `analysis_charge_totals` over the line items passing `current`, or of its
+    `part`-th of `parts` shares (split by resource id: a resource's rows all fall in one share).
+    Sums of the store's DECIMAL(38,12) stay DECIMAL(38,12): exact, as every rule's own sum was."""
     group = ", ".join(quote_ident(c) for c in TOTALS_GROUP)
     sums = ", ".join(f"CAST(sum({quote_ident(c)}) AS DECIMAL(38,12)) AS {quote_ident(c)}" for c in TOTALS_SUMS)
+    share = f" AND hash(ResourceId) % {int(parts)} = {int(part)}" if parts > 1 else ""
     return f"""
         SELECT {group}, min(ChargePeriodStart) AS ChargePeriodStart, max(ChargePeriodEnd) AS ChargePeriodEnd,
                {sums}, count(*) AS line_item_rows
-        FROM line_items WHERE {current}
+        FROM line_items WHERE {current}{share}
         GROUP BY ALL"""
 
 

@@ -250,3 +250,19 @@ def test_a_bill_loaded_from_two_exports_is_counted_once(store, config):
     expected = _raw("SELECT sum(CAST(BilledCost AS DECIMAL(38,12))) FROM RAW WHERE expected_ai IS NOT NULL "
                     "AND BillingCurrency = 'USD'")[0][0]
     assert ai == expected
+
+
+def test_charge_totals_sum_the_line_items_alike_in_one_pass_or_in_shares(analysed, config, monkeypatch):
+    """`analysis_charge_totals` holds each (month, resource, tag set, charge key)'s sums once,
+    whether summed in one group-by or, for a large store, in shares of the resources."""
+    import costaudit.analysis.run as analysis_run
+
+    store, run = analysed
+    table = "SELECT * FROM analysis_charge_totals ORDER BY ALL"
+    whole = store.execute(table).fetchall()
+    totals = _one(store, "SELECT sum(line_item_rows), sum(BilledCost), count(DISTINCT ResourceId) FROM analysis_charge_totals")
+    lines = _one(store, "SELECT count(*), sum(BilledCost), count(DISTINCT ResourceId) FROM current_line_items")
+    assert totals == lines
+    monkeypatch.setattr(analysis_run, "TOTALS_PASS_ROWS", 3)  # a share per three line items: many shares
+    run_analysis(store, config)
+    assert store.execute(table).fetchall() == whole
