@@ -18,6 +18,7 @@ tests turn into a skip.
 from __future__ import annotations
 
 import csv
+import fcntl
 import glob
 import os
 import shutil
@@ -210,7 +211,21 @@ def cache_dir() -> Path:
 
 
 def validator() -> Validator:
-    """The cached validator, installing it on first use. Raises ValidatorUnavailable."""
+    """The cached validator, installing it on first use. Raises ValidatorUnavailable.
+
+    The suite runs in several worker processes (pytest-xdist), and more than one may ask for
+    the validator first on a fresh machine: the check and the install hold a lock file, so one
+    installs and the others then find it installed."""
+    cache_dir().mkdir(parents=True, exist_ok=True)
+    with (cache_dir() / f"focus-validator-{VERSION}.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            return _installed_validator()
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def _installed_validator() -> Validator:
     venv = cache_dir() / f"focus-validator-{VERSION}"
     marker = venv / ".costaudit-installed"
     if marker.exists() and marker.read_text() == " ".join(PINS):
