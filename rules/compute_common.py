@@ -147,12 +147,15 @@ def utilisation_cte(metrics: tuple[str, ...]) -> str:
     $lookback_days.
 
     Of the metric resource ids that name an instance and have one of `metrics`, the longest
-    (then the first by text) is the instance's."""
+    (then the first by text) is the instance's. The percentiles are taken per (instance,
+    metric) in one group-by and then set side by side: four quantiles each under a FILTER in one
+    group-by cost about three times as much (bench/README.md, "Fifth round"). A metric with no
+    sample in the lookback has a NULL p95 and 0 samples and days."""
     listed = ", ".join(quote_literal(m) for m in metrics)
     per_metric = ",\n".join(
-        f"quantile_cont(r.value, 0.95) FILTER (WHERE r.metric = {quote_literal(m)}) AS p95_{m},\n"
-        f"count(*) FILTER (WHERE r.metric = {quote_literal(m)}) AS samples_{m},\n"
-        f"count(DISTINCT CAST(r.sampled_at AS DATE)) FILTER (WHERE r.metric = {quote_literal(m)}) AS days_{m}"
+        f"any_value(p95) FILTER (WHERE metric = {quote_literal(m)}) AS p95_{m},\n"
+        f"coalesce(any_value(samples) FILTER (WHERE metric = {quote_literal(m)}), 0) AS samples_{m},\n"
+        f"coalesce(any_value(days) FILTER (WHERE metric = {quote_literal(m)}), 0) AS days_{m}"
         for m in metrics
     )
     return f"""
@@ -166,13 +169,20 @@ def utilisation_cte(metrics: tuple[str, ...]) -> str:
       WHERE r.metric IN ({listed}) AND r.sampled_at < $until
       GROUP BY 1
     ),
-    utilisation AS (
-      SELECT e.iid, min(r.sampled_at) AS first_sample, max(r.sampled_at) AS last_sample,
-             {per_metric}
+    metric_use AS (
+      SELECT e.iid, r.metric, min(r.sampled_at) AS first_sample, max(r.sampled_at) AS last_sample,
+             quantile_cont(r.value, 0.95) AS p95, count(*) AS samples,
+             count(DISTINCT CAST(r.sampled_at AS DATE)) AS days
       FROM sample_end e JOIN matched mm USING (iid)
       JOIN resource_metrics r ON r.resource_id = mm.metric_resource
       WHERE r.metric IN ({listed})
         AND r.sampled_at > e.last_sample - to_days(CAST($lookback_days AS INTEGER)) AND r.sampled_at <= e.last_sample
+      GROUP BY 1, 2
+    ),
+    utilisation AS (
+      SELECT iid, min(first_sample) AS first_sample, max(last_sample) AS last_sample,
+             {per_metric}
+      FROM metric_use
       GROUP BY 1
     )"""
 

@@ -167,6 +167,69 @@ def test_compute_metric_matching_picks_what_the_nested_loop_picked():
         assert len(old) > 5  # the case is not vacuous
 
 
+# The compute rules' former utilisation CTE (every metric's p95, samples and days as FILTERed
+# aggregates of one group-by per instance), verbatim: the reference for the per-metric group-by.
+_OLD_UTILISATION = """
+    utilisation AS (
+      SELECT e.iid, min(r.sampled_at) AS first_sample, max(r.sampled_at) AS last_sample,
+             {per_metric}
+      FROM sample_end e JOIN matched mm USING (iid)
+      JOIN resource_metrics r ON r.resource_id = mm.metric_resource
+      WHERE r.metric IN ({listed})
+        AND r.sampled_at > e.last_sample - to_days(CAST($lookback_days AS INTEGER)) AND r.sampled_at <= e.last_sample
+      GROUP BY 1
+    )"""
+
+
+def _old_utilisation(metric_set: tuple[str, ...]) -> str:
+    per_metric = ",\n".join(
+        f"quantile_cont(r.value, 0.95) FILTER (WHERE r.metric = '{m}') AS p95_{m},\n"
+        f"count(*) FILTER (WHERE r.metric = '{m}') AS samples_{m},\n"
+        f"count(DISTINCT CAST(r.sampled_at AS DATE)) FILTER (WHERE r.metric = '{m}') AS days_{m}"
+        for m in metric_set
+    )
+    return _OLD_UTILISATION.format(per_metric=per_metric, listed=", ".join(f"'{m}'" for m in metric_set))
+
+
+def test_utilisation_per_metric_equals_the_filtered_aggregates_it_replaced():
+    """Instances with every metric, some metrics only, samples outside the lookback or after the
+    window, one sample a day or several: the same p95, sample and day counts and lookback."""
+    con = duckdb.connect()
+    rnd = random.Random(7)
+    ids = [f"i-{n:04d}" for n in range(60)]
+    con.execute("CREATE TABLE instances AS SELECT row_number() OVER () AS iid, id AS resource_id "
+                "FROM unnest(?::VARCHAR[]) t(id)", [ids])
+    metrics = ["cpu_utilization", "memory_utilization", "gpu_utilization", "gpu_memory_utilization"]
+    con.execute("CREATE TABLE resource_metrics (resource_id VARCHAR, metric VARCHAR, sampled_at TIMESTAMPTZ, value DOUBLE)")
+    rows = []
+    for number, rid in enumerate(ids[:55]):  # five instances have no metrics at all
+        present = rnd.sample(metrics, rnd.randint(1, 4))
+        for metric in present:
+            for _ in range(rnd.randint(1, 40)):
+                day = rnd.randint(1, 29) if number % 5 else rnd.randint(1, 3)  # some with few days
+                stamp = datetime(2024, 2, day, rnd.randint(0, 23), rnd.choice((0, 30)), tzinfo=UTC)
+                rows.append((rid, metric, stamp, round(rnd.uniform(0, 100), 3)))
+        if number % 7 == 0:  # a sample after the window's end, which sets no lookback
+            rows.append((rid, present[0], datetime(2024, 3, 2, tzinfo=UTC), 99.0))
+    con.executemany("INSERT INTO resource_metrics VALUES (?, ?, ?, ?)", rows)
+    con.execute(f"CREATE TABLE matches AS {matches_sql('instances')}")
+    params = {"until": datetime(2024, 3, 1, tzinfo=UTC), "lookback_days": 14}
+    for metric_set in METRIC_SETS:
+        cte = utilisation_cte(metric_set).replace("$MATCHES", "matches")
+        old_cte = cte[: cte.index("    metric_use AS (")].rstrip().rstrip(",") + ",\n" + _old_utilisation(metric_set)
+        columns = ", ".join(["iid", "first_sample", "last_sample"] + [
+            f"{kind}_{m}" for m in metric_set for kind in ("p95", "samples", "days")])
+        query = " SELECT {} FROM utilisation ORDER BY iid"
+        new = con.execute("WITH " + cte + query.format(columns), params).fetchall()
+        old = con.execute("WITH " + old_cte + query.format(columns), params).fetchall()
+        assert new == old, metric_set
+        assert len(old) > 40  # the case is not vacuous
+        # ... and it covers metrics absent from an instance's lookback: NULL p95, 0 samples and days
+        absent = [r for r in old if any(r[3 + 3 * k] is None for k in range(len(metric_set)))]
+        assert absent and all(r[4 + 3 * k] == 0 and r[5 + 3 * k] == 0
+                              for r in absent for k in range(len(metric_set)) if r[3 + 3 * k] is None)
+
+
 def test_run_scratch_builds_a_table_once_and_drops_it():
     con = duckdb.connect()
     scratch = RunScratch()
