@@ -187,6 +187,17 @@ def utilisation_cte(metrics: tuple[str, ...]) -> str:
     )"""
 
 
+def too_few_samples(metric: str, none_text: str) -> str:
+    """The WHEN clauses of a not-assessed reason over the ``utilisation`` CTE (aliased ``u``): no
+    `metric` sample for the instance (the reason is `none_text`), or fewer days with data in the
+    lookback than $min_days_with_data."""
+    return f"""WHEN u.iid IS NULL OR coalesce(u.samples_{metric}, 0) = 0
+             THEN {quote_literal(none_text)}
+           WHEN u.days_{metric} < $min_days_with_data
+             THEN 'only ' || u.days_{metric} || ' day(s) of {metric} in the lookback (needs '
+                  || $min_days_with_data || ')'"""
+
+
 def price_ratio_cte(current: str, target: str) -> str:
     """CTE ``priced``: for rows of ``{current}`` with a ``target_key`` column, the list prices of
     current and target types in one region (the instance's own region first) and their ratio."""

@@ -19,6 +19,7 @@ from .compute_common import (
     NOT_ASSESSED_COLUMNS,
     compute_sql,
     metrics_need,
+    too_few_samples,
     utilisation_cte,
 )
 from .contract import Finding, Param, Rule, RuleContext
@@ -52,11 +53,8 @@ assessed AS (
   SELECT i.*, u.first_sample, u.last_sample, u.p95_gpu_utilization AS p95_gpu, u.p95_cpu_utilization AS p95_cpu,
          coalesce(u.samples_gpu_utilization, 0) AS gpu_samples, coalesce(u.days_gpu_utilization, 0) AS gpu_days,
          CASE
-           WHEN u.iid IS NULL OR coalesce(u.samples_gpu_utilization, 0) = 0
-             THEN 'no gpu_utilization samples for this GPU instance in the window (GPU metrics need an agent)'
-           WHEN u.days_gpu_utilization < $min_days_with_data
-             THEN 'only ' || u.days_gpu_utilization || ' day(s) of gpu_utilization in the lookback (needs '
-                  || $min_days_with_data || ')'
+           {too_few_samples('gpu_utilization', 'no gpu_utilization samples for this GPU instance in the window '
+                            '(GPU metrics need an agent)')}
          END AS not_assessed_reason
   FROM instances i LEFT JOIN utilisation u USING (iid)
   WHERE i.accelerator_count > 0

@@ -27,6 +27,7 @@ from .compute_common import (
     compute_sql,
     metrics_need,
     price_ratio_cte,
+    too_few_samples,
     utilisation_cte,
 )
 from .contract import Finding, Param, Rule, RuleContext
@@ -66,11 +67,7 @@ assessed AS (
          coalesce(u.samples_memory_utilization, 0) AS mem_samples,
          CASE
            WHEN NOT i.in_catalogue THEN 'instance type ' || i.type_key || ' is not in the instance catalogue'
-           WHEN u.iid IS NULL OR coalesce(u.samples_cpu_utilization, 0) = 0
-             THEN 'no cpu_utilization samples for this resource in the window'
-           WHEN u.days_cpu_utilization < $min_days_with_data
-             THEN 'only ' || u.days_cpu_utilization || ' day(s) of cpu_utilization in the lookback (needs '
-                  || $min_days_with_data || ')'
+           {too_few_samples('cpu_utilization', 'no cpu_utilization samples for this resource in the window')}
            WHEN coalesce(u.samples_memory_utilization, 0) = 0 AND NOT $assume_memory_fits
              THEN 'no memory_utilization samples (memory needs an agent on the host); cannot confirm a smaller size fits'
          END AS not_assessed_reason
