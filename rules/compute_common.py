@@ -142,15 +142,16 @@ def compute_sql(ctx: RuleContext, sql: str) -> str:
 
 
 def utilisation_cte(metrics: tuple[str, ...]) -> str:
-    """CTEs ``matched``, ``sample_end`` and ``utilisation`` (p95, samples and days per metric)
-    for the ``instances`` CTE, from the ``$MATCHES`` table (`compute_sql`). Binds $until and
-    $lookback_days.
+    """CTEs ``matched``, ``sample_end``, ``metric_use`` and ``utilisation`` (p95, samples and
+    days per metric) for the ``instances`` CTE, from the ``$MATCHES`` table (`compute_sql`).
+    Binds $until and $lookback_days.
 
     Of the metric resource ids that name an instance and have one of `metrics`, the longest
     (then the first by text) is the instance's. The percentiles are taken per (instance,
-    metric) in one group-by and then set side by side: four quantiles each under a FILTER in one
-    group-by cost about three times as much (bench/README.md, "Fifth round"). A metric with no
-    sample in the lookback has a NULL p95 and 0 samples and days."""
+    metric) in one group-by (``metric_use``) and then set side by side: each metric's quantile
+    and distinct day count under a FILTER in one group-by per instance cost up to three times as
+    much with four metrics (bench/README.md, "Fifth round"). A metric with no sample in the
+    lookback has a NULL p95 and 0 samples and days."""
     listed = ", ".join(quote_literal(m) for m in metrics)
     per_metric = ",\n".join(
         f"any_value(p95) FILTER (WHERE metric = {quote_literal(m)}) AS p95_{m},\n"
