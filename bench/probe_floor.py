@@ -15,7 +15,11 @@ memory limit (COSTAUDIT_MEMORY_LIMIT, default 2GB), it times:
 5. the same totals as costaudit keeps them (`analysis.views.totals_sql`), computed through the format's
    own normalising SQL used as a view: what the analysis pass of a store that does not copy line items
    would cost;
-6. with ``--metrics FILE`` (the utilisation samples `generate.py` writes beside the export): the p95
+6. one group per combination of every raw column the format's reader reads (named in its
+   normalising SQL), but the line's own times and file: what "normalise once per group, not per row"
+   would have to group by before it could produce every FOCUS column of the totals (integer key,
+   amounts summed in DECIMAL);
+7. with ``--metrics FILE`` (the utilisation samples `generate.py` writes beside the export): the p95
    of every resource's every metric over the month, the least the three compute rules must compute.
 
 Every result is written to a TEMP table (a ``count(*)`` over a group-by lets DuckDB skip the sums, see
@@ -39,8 +43,9 @@ import duckdb
 
 from costaudit.analysis.run import TOTALS_PASS_ROWS
 from costaudit.analysis.views import totals_sql
+from costaudit.connectors.base import ReadOptions
 from costaudit.connectors.files import _sha256
-from costaudit.connectors.sql import quote_literal
+from costaudit.connectors.sql import quote_ident, quote_literal
 from costaudit.schema import charge_key_sql
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -93,6 +98,18 @@ def main(argv: list[str] | None = None) -> int:
         ("source totals per payer, period, currency (DECIMAL)", SOURCE_TOTALS),
         ("per-resource totals from the raw columns (DECIMAL)", RAW_TOTALS),
     ]
+    # Every raw column the reader names, but the line's own times and file: amounts are summed,
+    # the rest is the group (CUR 2.0 names; the other probes above are CUR 2.0 too).
+    select_sql = delivery.fmt.select_sql(delivery.cols, ReadOptions())
+    per_line = {"line_item_usage_start_date", "line_item_usage_end_date", "identity_time_interval", "x__file"}
+    read = [(name, kind) for name, kind, *_ in con.execute("DESCRIBE raw").fetchall()
+            if quote_ident(name) in select_sql and name not in per_line]
+    amounts = [name for name, kind in read if kind == "DOUBLE" or kind.startswith("DECIMAL")]
+    group = ", ".join(quote_ident(name) for name, _ in read if name not in amounts)
+    summed = ", ".join(f"sum(CAST({quote_ident(name)} AS DECIMAL(38,12)))" for name in amounts)
+    probes.append((f"one group per value of the {len(read) - len(amounts)} columns the reader reads",
+                   f"SELECT hash({group}) AS raw_key, min(line_item_usage_start_date) AS first_start, "
+                   f"max(line_item_usage_end_date) AS last_end, {summed}, count(*) AS n FROM raw GROUP BY 1"))
     if not args.skip_normalised:
         # In shares of resources above TOTALS_PASS_ROWS, as the analysis pass sums them.
         [(rows,)] = con.execute("SELECT count(*) FROM raw").fetchall()
