@@ -86,8 +86,10 @@ _TABLES = [
       sampled_at TIMESTAMPTZ NOT NULL,
       value DOUBLE NOT NULL,
       source_file VARCHAR,
-      imported_at TIMESTAMPTZ,
-      PRIMARY KEY (resource_id, metric, sampled_at)
+      imported_at TIMESTAMPTZ
+      -- one row per (resource_id, metric, sampled_at): `import_metrics` replaces the samples it
+      -- imports again. No PRIMARY KEY: its index made 7.6M samples take 60 s to import, 50 of them
+      -- building the index (bench/README.md, "Fifth round"); stores made before drop it on import.
     )""",
     """
     CREATE TABLE IF NOT EXISTS storage_objects (
