@@ -131,26 +131,9 @@ def _group(files: list[SourceFile]) -> list[list[SourceFile]]:
     return list(groups.values())
 
 
-def _drop_primary_key(con: duckdb.DuckDBPyConnection) -> None:
-    """A store made before resource_metrics lost its PRIMARY KEY keeps the index, and every import
-    pays for it: rebuild the table without it, inside the caller's transaction."""
-    from costaudit.rules.schema import ensure_rules_schema
-
-    keyed = con.execute(
-        "SELECT count(*) FROM duckdb_constraints() WHERE table_name = 'resource_metrics' "
-        "AND constraint_type = 'PRIMARY KEY' AND schema_name = current_schema()"
-    ).fetchall()[0][0]
-    if not keyed:
-        return
-    con.execute("ALTER TABLE resource_metrics RENAME TO resource_metrics_keyed")
-    ensure_rules_schema(con)  # creates resource_metrics as it is now
-    con.execute("INSERT INTO resource_metrics SELECT * FROM resource_metrics_keyed")
-    con.execute("DROP TABLE resource_metrics_keyed")
-
-
 def import_metrics(con: duckdb.DuckDBPyConnection, paths: list[str]) -> MetricsImport:
     """Validate and store utilisation samples from CSV/Parquet files. All or nothing."""
-    from costaudit.rules.schema import ensure_rules_schema
+    from costaudit.rules.schema import drop_primary_key, ensure_rules_schema
 
     install_macros(con)
     ensure_rules_schema(con)
@@ -176,7 +159,7 @@ def import_metrics(con: duckdb.DuckDBPyConnection, paths: list[str]) -> MetricsI
         now = datetime.now(UTC)
         con.execute("BEGIN TRANSACTION")
         try:
-            _drop_primary_key(con)
+            drop_primary_key(con, "resource_metrics")
             # A sample imported again replaces the stored one; within the files, the largest value
             # of a (resource, metric, time) wins.
             con.execute(

@@ -46,7 +46,7 @@ from .contract import (
 from .instance_catalogue import refresh_catalogue
 from .needs import BILLING_TABLE, NeedsProfile, check_needs
 from .registry import all_rules
-from .schema import ensure_rules_schema
+from .schema import drop_primary_key, ensure_rules_schema
 
 EMPTY_WINDOW = Window(datetime(1970, 1, 1, tzinfo=UTC), datetime(1970, 1, 1, tzinfo=UTC))
 
@@ -467,6 +467,7 @@ def _store(con: duckdb.DuckDBPyConnection, report: AuditReport, config: RulesCon
                 " title VARCHAR)"
             )
             con.executemany("INSERT INTO costaudit_run_rules VALUES (?, ?, ?, ?)", rules)
+            drop_primary_key(con, "findings")
             con.execute(
                 f"""INSERT INTO findings ({", ".join(FINDING_FIELDS)})
                 SELECT $run_id, f.fingerprint, f.rule_id, r.family, r.severity, r.title, f.status, f.provider,

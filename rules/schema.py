@@ -75,8 +75,10 @@ _TABLES = [
       cost_basis VARCHAR NOT NULL,
       suppression_reason VARCHAR,
       suppression_expires DATE,
-      suppression_note VARCHAR,
-      PRIMARY KEY (run_id, fingerprint)
+      suppression_note VARCHAR
+      -- one row per (run_id, fingerprint): the runner refuses a rule's duplicate fingerprints and a
+      -- fingerprint names its rule. No PRIMARY KEY: its index cost 3-4 s of storing 945k findings
+      -- (50M line items) and grows with every run kept; stores made before drop it (`drop_primary_key`).
     )""",
     """
     CREATE TABLE IF NOT EXISTS resource_metrics (
@@ -89,7 +91,8 @@ _TABLES = [
       imported_at TIMESTAMPTZ
       -- one row per (resource_id, metric, sampled_at): `import_metrics` replaces the samples it
       -- imports again. No PRIMARY KEY: its index made 7.6M samples take 60 s to import, 50 of them
-      -- building the index (bench/README.md, "Fifth round"); stores made before drop it on import.
+      -- building the index (bench/README.md, "Fifth round"); stores made before drop it on import
+      -- (`drop_primary_key`).
     )""",
     """
     CREATE TABLE IF NOT EXISTS storage_objects (
@@ -188,6 +191,23 @@ _VIEWS = [
     FROM cur FULL OUTER JOIN prev ON cur.fingerprint = prev.fingerprint
     """,
 ]
+
+
+def drop_primary_key(con: duckdb.DuckDBPyConnection, table: str) -> None:
+    """Rebuild `table` (``findings`` or ``resource_metrics``) without the PRIMARY KEY a store made
+    by an earlier costaudit still has, keeping its rows: inside the caller's transaction, before it
+    writes to the table. A no-op once done."""
+    keyed = con.execute(
+        "SELECT count(*) FROM duckdb_constraints() WHERE table_name = ? AND constraint_type = 'PRIMARY KEY' "
+        "AND schema_name = current_schema() AND database_name = current_database()",
+        [table],
+    ).fetchall()[0][0]
+    if not keyed:
+        return
+    con.execute(f"ALTER TABLE {table} RENAME TO {table}_keyed")
+    ensure_rules_schema(con)  # creates the table as it is now
+    con.execute(f"INSERT INTO {table} SELECT * FROM {table}_keyed")
+    con.execute(f"DROP TABLE {table}_keyed")
 
 
 def ensure_rules_schema(con: duckdb.DuckDBPyConnection) -> None:

@@ -338,3 +338,32 @@ def test_audit_results_do_not_depend_on_the_shared_tables(tmp_path):
     assert sorted(map(key, together.findings), key=str) == sorted(map(key, alone), key=str)
     assert any(f.status == "open" for f in together.findings)
     con.close()
+
+
+def test_an_older_store_s_keyed_findings_table_is_rebuilt_and_keeps_its_runs(rightsize_store, tmp_path):
+    """Stores made before `findings` lost its PRIMARY KEY (3-4 s of storing 945k findings) get the
+    table rebuilt by the next audit: earlier runs' findings stay, the new run's are added."""
+    con = rightsize_store
+    spec = [{"resource_id": "i-0big", "metric": "cpu_utilization", "start": "2024-02-01T00:00:00Z", "values": [5, 14]}]
+    import_metrics(con, [str(write_metrics(spec, tmp_path / "m.csv"))])
+    count = "SELECT count(*) FROM findings WHERE run_id = ?"
+    first = run_audit(con, only=["compute_rightsize"])
+    [(stored,)] = con.execute(count, [first.run_id]).fetchall()
+    assert stored > 0
+    columns = con.execute(
+        "SELECT column_name, data_type, is_nullable FROM information_schema.columns "
+        "WHERE table_name = 'findings' ORDER BY ordinal_position"
+    ).fetchall()
+    ddl = ", ".join(f'"{name}" {kind}{"" if nullable == "YES" else " NOT NULL"}' for name, kind, nullable in columns)
+    con.execute("CREATE TABLE findings_old AS SELECT * FROM findings")
+    con.execute("DROP TABLE findings")
+    con.execute(f"CREATE TABLE findings ({ddl}, PRIMARY KEY (run_id, fingerprint))")
+    con.execute("INSERT INTO findings SELECT * FROM findings_old")
+    con.execute("DROP TABLE findings_old")
+    keyed = "SELECT count(*) FROM duckdb_constraints() WHERE table_name = 'findings' AND constraint_type = 'PRIMARY KEY'"
+    assert con.execute(keyed).fetchall() == [(1,)]
+    second = run_audit(con, only=["compute_rightsize"])
+    assert con.execute(keyed).fetchall() == [(0,)]
+    assert con.execute(count, [first.run_id]).fetchall() == [(stored,)]
+    assert con.execute(count, [second.run_id]).fetchall() == [(stored,)]  # same bills, same findings
+    assert con.execute("SELECT count(*) FROM latest_findings").fetchall() == [(stored,)]
