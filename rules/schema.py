@@ -21,6 +21,8 @@ from __future__ import annotations
 
 import duckdb
 
+from costaudit.connectors.sql import quote_ident
+
 MONEY = "DECIMAL(38,12)"
 
 _TABLES = [
@@ -204,10 +206,11 @@ def drop_primary_key(con: duckdb.DuckDBPyConnection, table: str) -> None:
     ).fetchall()[0][0]
     if not keyed:
         return
-    con.execute(f"ALTER TABLE {table} RENAME TO {table}_keyed")
+    name, keyed_name = quote_ident(table), quote_ident(f"{table}_keyed")
+    con.execute(f"ALTER TABLE {name} RENAME TO {keyed_name}")
     ensure_rules_schema(con)  # creates the table as it is now
-    con.execute(f"INSERT INTO {table} SELECT * FROM {table}_keyed")
-    con.execute(f"DROP TABLE {table}_keyed")
+    con.execute(f"INSERT INTO {name} BY NAME SELECT * FROM {keyed_name}")
+    con.execute(f"DROP TABLE {keyed_name}")
 
 
 def ensure_rules_schema(con: duckdb.DuckDBPyConnection) -> None:
