@@ -10,8 +10,10 @@ memory limit (COSTAUDIT_MEMORY_LIMIT, default 2GB), it times:
 3. the source totals per payer, period and currency in exact DECIMAL (what every load reconciles to);
 4. the narrowest per-resource monthly totals the rules could read, straight from the raw columns:
    per hash of (account, resource), hash of the tags and hash of the raw charge-describing columns, cost
-   and usage summed in DECIMAL: no normalisation, and integer keys only (the cheapest grouping; a real
-   store also needs the text of the ids and tags back, which costs more);
+   and usage summed in DECIMAL: no normalisation, and integer keys only (the cheapest grouping). A
+   store must also name the resources and tags of its findings, so beside it: the same totals grouped
+   by the account, resource id and tags as text, and the cheaper alternative, one distinct pass over
+   the (account, resource id) text and one over the tag maps;
 5. the same totals as costaudit keeps them (`analysis.views.totals_sql`), computed through the format's
    own normalising SQL used as a view: what the analysis pass of a store that does not copy line items
    would cost;
@@ -24,7 +26,7 @@ memory limit (COSTAUDIT_MEMORY_LIMIT, default 2GB), it times:
 
 Every result is written to a TEMP table (a ``count(*)`` over a group-by lets DuckDB skip the sums, see
 bench/README.md). Reads only; prints seconds and the ratio to the bare scan. Used for bench/README.md,
-"Fifth round".
+"Fifth round" and "Sixth round".
 """
 
 from __future__ import annotations
@@ -68,6 +70,15 @@ SELECT hash(line_item_usage_account_id, line_item_resource_id) AS resource_key, 
        sum(CAST(line_item_unblended_cost AS DECIMAL(38,12))) AS cost,
        sum(CAST(line_item_usage_amount AS DECIMAL(38,12))) AS quantity, count(*) AS n
 FROM raw GROUP BY ALL"""
+# The same grouping, but keeping what a finding has to name: the account, the resource id and the tags
+# as text (the tags as the source's own map), the charge still as one integer key.
+RAW_TOTALS_NAMED = RAW_TOTALS.replace(
+    "hash(line_item_usage_account_id, line_item_resource_id) AS resource_key, hash(resource_tags) AS tags_key",
+    "line_item_usage_account_id, line_item_resource_id, resource_tags")
+
+# The cheapest way to have the names back beside integer-keyed totals: one distinct pass each.
+RESOURCE_NAMES = "SELECT DISTINCT line_item_usage_account_id, line_item_resource_id FROM raw"
+TAG_MAPS = "SELECT DISTINCT resource_tags FROM raw"
 
 
 def sha256_files(paths: list[Path]) -> float:
@@ -97,6 +108,9 @@ def main(argv: list[str] | None = None) -> int:
         ("bare scan (the benchmark's)", BARE),
         ("source totals per payer, period, currency (DECIMAL)", SOURCE_TOTALS),
         ("per-resource totals from the raw columns (DECIMAL)", RAW_TOTALS),
+        ("the same, keeping account, resource id and tags as text", RAW_TOTALS_NAMED),
+        ("distinct (account, resource id) as text", RESOURCE_NAMES),
+        ("distinct tag maps", TAG_MAPS),
     ]
     # Every raw column the reader names, but the line's own times and file: amounts are summed,
     # the rest is the group (CUR 2.0 names; the other probes above are CUR 2.0 too).
@@ -141,9 +155,16 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  {label}: {seconds / bare:.1f}x")
     floor = statistics.median(hashes) + sum(results[p[0]][0] for p in probes[1:3])
     print(f"  floor (sha256 + source totals + raw per-resource totals): {floor:.2f} s = {floor / bare:.1f}x")
+    named = floor - results[probes[2][0]][0] + results[probes[3][0]][0]
+    print(f"  the same floor grouping by the names a finding needs: {named:.2f} s = {named / bare:.1f}x")
+    ids = floor + results[probes[4][0]][0]
+    print(f"  floor + the resource ids' text in a distinct pass: {ids:.2f} s = {ids / bare:.1f}x")
+    tags = ids + results[probes[5][0]][0]
+    print(f"  floor + the resource ids' text + the distinct tag maps: {tags:.2f} s = {tags / bare:.1f}x")
     if args.metrics:
-        floor += results[probes[-1][0]][0]
-        print(f"  floor with the metrics' p95: {floor:.2f} s = {floor / bare:.1f}x")
+        p95 = results[probes[-1][0]][0]
+        print(f"  floor with the metrics' p95: {floor + p95:.2f} s = {(floor + p95) / bare:.1f}x")
+        print(f"  floor + ids + tags + the metrics' p95: {tags + p95:.2f} s = {(tags + p95) / bare:.1f}x")
     con.close()
     shutil.rmtree(spill, ignore_errors=True)
     return 0
