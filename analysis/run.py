@@ -20,6 +20,7 @@ import polars as pl
 
 from costaudit.connectors.sql import quote_ident, quote_literal
 from costaudit.errors import CostauditError
+from costaudit.store import current_rows_sql, every_row_current
 
 from .classify import classify_keys
 from .config import AnalysisConfig
@@ -28,19 +29,16 @@ from .schema import KEY_COLUMNS, RESULT_COLUMNS
 from .taxonomy import Taxonomy, load_taxonomy
 from .views import create_views, tag_path, totals_sql
 
-_CURRENT = "x_LoadId IN (SELECT load_id FROM current_loads)"
 
+def _current_filter(con: duckdb.DuckDBPyConnection, alias: str = "") -> str:
+    """The row filter for the current line items (`costaudit.store.current_rows_sql`), or TRUE
+    when every row of line_items is current.
 
-def _current_filter(con: duckdb.DuckDBPyConnection) -> str:
-    """The row filter for current loads, or TRUE when every row of line_items is current.
-
-    The loader deletes the rows of replaced loads, so rows outside current_loads exist only when
-    two exports cover the same bill (a shadowed active load). Skipping a no-op filter saves a
-    semi-join over every row."""
-    shadowed = con.execute(
-        "SELECT count(*) FROM loads WHERE status = 'active' AND load_id NOT IN (SELECT load_id FROM current_loads)"
-    ).fetchall()
-    return _CURRENT if shadowed[0][0] else "TRUE"
+    The loader deletes the rows of replaced loads, so rows outside the current ones exist only when
+    two exports cover the same bill (a shadowed active load, or the actual twin of an amortized
+    Azure export, read for its purchases only). Skipping a no-op filter saves a semi-join over
+    every row."""
+    return "TRUE" if every_row_current(con) else current_rows_sql(alias)
 
 
 @dataclass
@@ -189,7 +187,7 @@ def _shared_tags(con: duckdb.DuckDBPyConnection, tag_keys: tuple[str, ...]) -> p
                                  "example_resource": pl.String, "example_category": pl.String})
     if not tag_keys:
         return empty
-    current = _current_filter(con).replace("x_LoadId", "li.x_LoadId")
+    current = _current_filter(con, "li")
     keys = "[" + ", ".join(quote_literal(k) for k in tag_keys) + "]"
     paths = "[" + ", ".join(tag_path(k) for k in tag_keys) + "]"
     return query_frame(

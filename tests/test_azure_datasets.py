@@ -238,3 +238,80 @@ def test_two_runs_of_one_month_without_manifest_are_refused(tmp_path, store):
     with pytest.raises(InputError, match="both this file and .* billing account 86310001, month 2024-01"):
         load_paths(store, [str(first), str(second)])
     assert store.execute("SELECT count(*) FROM line_items").fetchone()[0] == 0
+
+
+def _raw_total(path: Path, account: str) -> dict[str, Decimal]:
+    """CostInBillingCurrency per billing month of one account, straight from the CSV."""
+    sql = f"""SELECT strftime(strptime(BillingPeriodStartDate, '%m/%d/%Y'), '%Y-%m'),
+                     sum(CAST(CostInBillingCurrency AS DECIMAL(38,12)))
+              FROM read_csv('{path}', header = true, all_varchar = true)
+              WHERE BillingAccountId = '{account}' GROUP BY ALL"""
+    return {month: Decimal(total) for month, total in duckdb.sql(sql).fetchall()}
+
+
+@pytest.mark.parametrize("order", [(EA_ACTUAL, EA_AMORTIZED), (EA_AMORTIZED, EA_ACTUAL)], ids=["amortized-last", "actual-last"])
+def test_an_actual_and_an_amortized_export_of_one_bill_are_read_together(store, order, tmp_path):
+    """Microsoft's FOCUS conversion (formats.md 6.2): the amortized rows plus the actual rows of
+    commitment purchases and refunds. BilledCost is then the invoice (the actual export's total)
+    and EffectiveCost the amortized total, whichever of the two was loaded last."""
+    from costaudit.analysis import run_analysis
+    from costaudit.analysis.config import AnalysisConfig
+
+    for path in order:
+        load_paths(store, [str(path)])
+    invoice, amortized = _raw_total(EA_ACTUAL, "86310001"), _raw_total(EA_AMORTIZED, "86310001")
+    read = {month: (billed, effective) for month, billed, effective in store.execute(
+        """SELECT strftime(BillingPeriodStart, '%Y-%m'), sum(BilledCost), sum(EffectiveCost)
+           FROM current_line_items WHERE BillingAccountId = '86310001' GROUP BY ALL""").fetchall()}
+    assert read == {month: (invoice[month], amortized[month]) for month in invoice}
+    # Each export alone is one of the two costs short, which is what this reading repairs.
+    alone = dict(store.execute(
+        """SELECT x_SourceFormat, sum(BilledCost) FROM line_items WHERE BillingAccountId = '86310001'
+           AND strftime(BillingPeriodStart, '%Y-%m') = '2024-01' GROUP BY ALL""").fetchall())
+    assert alone["azure-amortized"] < invoice["2024-01"] == alone["azure-actual"]
+    # Of the actual export, exactly its commitment purchases and refunds are read.
+    [(extra,)] = store.execute(
+        """SELECT count(*) FROM current_line_items WHERE x_SourceFormat = 'azure-actual'
+           AND NOT (lower(x_LineItemType) IN ('purchase', 'refund')
+                    AND lower(x_PricingModel) IN ('reservation', 'savingsplan'))""").fetchall()
+    assert extra == 0
+    scopes = store.execute("SELECT DISTINCT source_format, row_scope FROM current_loads ORDER BY 1").fetchall()
+    assert scopes == [("azure-actual", "commitment purchases"), ("azure-amortized", "all")]
+    # The analysis sums the same rows, once each.
+    run_analysis(store, AnalysisConfig())
+    lines = store.execute("SELECT count(*), sum(BilledCost), sum(EffectiveCost) FROM current_line_items").fetchone()
+    totals = store.execute(
+        "SELECT sum(line_item_rows), sum(BilledCost), sum(EffectiveCost) FROM analysis_charge_totals").fetchone()
+    assert totals == lines
+
+
+def test_a_later_export_of_another_kind_shadows_both_azure_datasets(store, tmp_path):
+    """The pairing is only between the two Azure datasets: a FOCUS export of the same bill loaded
+    after them is read alone, as any later export of a bill is; the other bills keep the pair."""
+    from .focus_rows import row, write
+
+    load_paths(store, [str(EA_ACTUAL), str(EA_AMORTIZED)])
+    focus = write(tmp_path / "focus.csv", [row(account="86310001", period="2024-01", cost="7.50",
+                                             ProviderName="Microsoft", PublisherName="Microsoft",
+                                             InvoiceIssuerName="Microsoft")])
+    load_paths(store, [str(focus)])
+    january = store.execute(
+        """SELECT source_format, row_scope FROM current_loads
+           WHERE billing_account_id = '86310001' AND strftime(billing_period_start, '%Y-%m') = '2024-01'""").fetchall()
+    assert january == [("focus", "all")]
+    [(billed,)] = store.execute(
+        """SELECT sum(BilledCost) FROM current_line_items
+           WHERE BillingAccountId = '86310001' AND strftime(BillingPeriodStart, '%Y-%m') = '2024-01'""").fetchall()
+    assert billed == Decimal("7.50")
+    february = store.execute(
+        """SELECT source_format, row_scope FROM current_loads
+           WHERE billing_account_id = '86310001' AND strftime(billing_period_start, '%Y-%m') = '2024-02'
+           ORDER BY 1""").fetchall()
+    assert february == [("azure-actual", "commitment purchases"), ("azure-amortized", "all")]
+
+
+def test_the_store_names_the_azure_formats_as_the_connector_does():
+    from costaudit.connectors.formats import azure
+    from costaudit.store import AZURE_ACTUAL, AZURE_AMORTIZED
+
+    assert (AZURE_ACTUAL, AZURE_AMORTIZED) == (azure.ACTUAL_ID, azure.AMORTIZED_ID)

@@ -28,6 +28,7 @@ import pyarrow.parquet as pq
 from costaudit import __version__
 from costaudit.connectors.sql import quote_literal
 from costaudit.errors import CostauditError, UsageError
+from costaudit.store import COMMITMENT_PURCHASES
 
 from .data import (
     AiMonth,
@@ -351,15 +352,19 @@ def _coverage(con, run: RunInfo, rules: list[RuleRow], today: date) -> Coverage:
                    l.source_export, l.source_format, l.format_version, l.row_count, l.basis, l.status,
                    t.currency, t.source_total, t.stored_total,
                    l.load_id IN (SELECT load_id FROM current_loads) AS is_current,
-                   (SELECT min(c.source_export) FROM current_loads c WHERE c.provider = l.provider
-                      AND c.billing_account_id = l.billing_account_id
-                      AND c.billing_period_start = l.billing_period_start) AS read_export
+                   (SELECT min(c.row_scope) FROM current_loads c WHERE c.load_id = l.load_id) AS row_scope,
+                   (SELECT string_agg(DISTINCT c.source_export, ', ' ORDER BY c.source_export) FROM current_loads c
+                    WHERE c.provider = l.provider AND c.billing_account_id = l.billing_account_id
+                      AND c.billing_period_start = l.billing_period_start AND c.load_id <> l.load_id) AS read_export
             FROM loads l LEFT JOIN load_totals t USING (load_id)
             WHERE {load_where}
             ORDER BY l.provider, l.billing_account_id, period, l.source_export, t.currency""",
         params,
     ):
-        if row["is_current"]:
+        if row["is_current"] and row["row_scope"] == COMMITMENT_PURCHASES:
+            state, note = "current", (f"only its reservation and savings-plan purchases and refunds are read, "
+                                      f"beside the amortized export {row['read_export']}")
+        elif row["is_current"]:
             state, note = "current", None
         elif row["status"] == "active":
             state, note = "shadowed", f"not read: the same bill is read from export {row['read_export']}"
