@@ -8,6 +8,7 @@ import io
 import json
 from decimal import Decimal
 from importlib import resources
+from pathlib import Path
 
 import jsonschema
 import openpyxl
@@ -263,6 +264,19 @@ def test_report_command_errors_are_one_clear_line(demo, tmp_path):
     connect(empty).close()
     result = run_cli(empty, "report", "--out", str(tmp_path))
     assert result.exit_code == 1 and "no billing data" in result.output
+
+
+@pytest.mark.parametrize("suffix", ["", ".wal"])
+def test_a_report_is_never_written_over_the_store(demo, tmp_path, suffix):
+    store, _, _ = demo
+    copy = copy_store(store, tmp_path)
+    before = copy.read_bytes()
+    result = run_cli(copy, "report", "--format", "json", "--out", str(copy) + suffix)
+    assert result.exit_code == 2 and "that is the store" in result.output
+    assert copy.read_bytes() == before and not Path(str(copy) + ".wal").exists()
+    con = connect(copy, read_only=True)
+    assert con.execute("SELECT count(*) FROM line_items").fetchone()[0] > 0
+    con.close()
 
 
 def test_every_format_renders_a_run_without_findings(tmp_path):

@@ -36,7 +36,7 @@ from rich.table import Table
 from costaudit.connectors.sql import install_macros, quote_ident, quote_literal
 from costaudit.errors import CostauditError, UsageError
 from costaudit.reports.safe import spreadsheet_text, spreadsheet_text_sql
-from costaudit.store import connect
+from costaudit.store import connect, store_files
 
 FORMATS = ("table", "csv", "json", "parquet")
 COPY_OPTIONS = {"csv": "FORMAT csv, HEADER true", "json": "FORMAT json, ARRAY true", "parquet": "FORMAT parquet"}
@@ -143,8 +143,7 @@ def _check_out(out: Path, db: Path) -> Path:
         raise UsageError(f"--out {out}: folder {target.parent} does not exist")
     if target.is_dir():
         raise UsageError(f"--out {out}: is a folder; give a file name")
-    store = db.resolve()
-    if target in {store, *(store.with_name(store.name + s) for s in (".wal", ".lock", ".building", ".building.wal"))}:
+    if target in store_files(db):
         raise UsageError(f"--out {out}: that is the store (or one of its files); choose another file")
     return target
 

@@ -21,6 +21,13 @@ SCHEMA_VERSION = 1
 DEFAULT_MEMORY_LIMIT = "2GB"
 
 
+def store_files(db: str | Path) -> set[Path]:
+    """The absolute paths of the store `db` and of its companion files (WAL, lock, the working copy
+    `costaudit run` builds): no output may be written over any of them."""
+    store = Path(db).expanduser().resolve()
+    return {store, *(store.with_name(store.name + s) for s in (".wal", ".lock", ".building", ".building.wal"))}
+
+
 def default_db_path() -> Path:
     """The store used when none is named: $COSTAUDIT_DB, else ./costaudit.duckdb."""
     return Path(os.environ.get("COSTAUDIT_DB", DEFAULT_DB))

@@ -10,10 +10,10 @@ from pathlib import Path
 import click
 
 from costaudit.errors import CostauditError, UsageError
-from costaudit.store import connect
+from costaudit.store import connect, store_files
 
 from .build import build_report_data
-from .write import FORMATS, findings_limit, write_report
+from .write import FORMATS, findings_limit, target_path, write_report
 
 
 @click.command("report")
@@ -45,6 +45,9 @@ def report(ctx: click.Context, formats: tuple[str, ...], out: Path | None, since
     if len(formats) > 1 and not target.is_dir():
         raise UsageError(f"--out {target}: several formats are written into a folder; name an existing folder")
     db = Path(ctx.obj["db"])
+    for fmt in formats:
+        if target_path(fmt, target).expanduser().resolve() in store_files(db):
+            raise UsageError(f"--out {target}: that is the store (or one of its files); choose another file")
     if not db.exists():
         raise CostauditError(f"{db}: no store here yet; run `costaudit load PATH...` first")
     con = connect(db)
