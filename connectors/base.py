@@ -121,7 +121,9 @@ class Cols:
     def parsed(self, kind: str, *candidates: str) -> tuple[str, str] | None:
         """(actual column, kind) for the validation pass, when the column is text.
 
-        kind is 'money', 'qty', 'ts' or 'json'. Typed columns need no check and yield None.
+        kind is 'money', 'qty', 'ts' or 'json', or 'money!' / 'ts!' for a column every row must fill
+        (a blank is refused, not read as 0 or as another month). Typed columns need no check and
+        yield None.
         """
         actual = self.name(*candidates)
         if actual is None or not self.is_text(actual):
@@ -134,12 +136,17 @@ EXPECTED = {
     "qty": "a decimal number",
     "ts": "a date or timestamp (ISO 8601, or MM/DD/YYYY)",
     "json": "a JSON object",
+    "money!": "a decimal number, on every row (0 included)",
+    "ts!": "a date or timestamp (ISO 8601, or MM/DD/YYYY), on every row",
 }
 
 
 def bad_value_condition(column: str, kind: str) -> str:
-    """SQL that is true when a text value is present but does not parse as `kind`."""
+    """SQL that is true when a text value is present but does not parse as `kind`, or, for a
+    required kind ('money!', 'ts!'), when it is missing or does not parse."""
     ident = quote_ident(column)
+    if kind.endswith("!"):
+        return f"({ident} IS NULL OR trim({ident}) = '' OR {bad_value_condition(column, kind[:-1])})"
     present = f"{ident} IS NOT NULL AND trim({ident}) <> ''"
     if kind == "money":
         return f"({present} AND ca_money({ident}) IS NULL)"

@@ -101,6 +101,34 @@ def test_unparsable_number_names_row_and_column(cli, loaded, tmp_path):
     assert loaded() == before
 
 
+@pytest.mark.parametrize("column", ["BilledCost", "BillingPeriodStart"])
+def test_a_blank_invoice_amount_or_month_is_refused_not_guessed(cli, loaded, tmp_path, column):
+    """A blank BilledCost was stored as NULL (the invoice one line short) and a blank
+    BillingPeriodStart put the row on the month of its BillingPeriodEnd; both reconciled,
+    because the source total read the blank the same way."""
+    before = loaded()
+    rows = [row(), row(**{column: ""}), row()]
+    path = write(tmp_path / "blank.csv", rows)
+    _fails_cleanly(cli("load", str(path)), "blank.csv", "row 2", f"'{column}'", "is missing", "every row")
+    assert loaded() == before
+
+
+def test_a_blank_unblended_cost_in_a_cur_is_refused_not_read_as_zero(cli, loaded, tmp_path):
+    before = loaded()
+    header = ["identity/LineItemId", "identity/TimeInterval", "bill/PayerAccountId", "bill/BillingPeriodStartDate",
+              "bill/BillingPeriodEndDate", "lineItem/UsageAccountId", "lineItem/LineItemType", "lineItem/UsageStartDate",
+              "lineItem/UsageEndDate", "lineItem/ProductCode", "lineItem/UsageType", "lineItem/UnblendedCost",
+              "lineItem/CurrencyCode"]
+    line = ["a1", "2024-01-01T00:00:00Z/2024-01-01T01:00:00Z", "111122223333", "2024-01-01T00:00:00Z",
+            "2024-02-01T00:00:00Z", "111122223333", "Usage", "2024-01-01T00:00:00Z", "2024-01-01T01:00:00Z",
+            "AmazonEC2", "BoxUsage:m5.large", "0.096", "USD"]
+    blank = [*line[:11], "", "USD"]
+    path = tmp_path / "cur.csv"
+    path.write_text("\n".join(",".join(r) for r in (header, line, blank, line)) + "\n")
+    _fails_cleanly(cli("load", str(path)), "cur.csv", "row 2", "'lineItem/UnblendedCost'", "is missing")
+    assert loaded() == before
+
+
 def test_empty_file(cli, loaded, tmp_path):
     before = loaded()
     path = tmp_path / "empty.csv"

@@ -150,7 +150,9 @@ class CurColumns:
         return self.cols.ts(*self.names(*slash_names))
 
     def parsed(self) -> list[tuple[str, str]]:
-        checks = [self.cols.parsed("money", *self.names(n)) for n in MONEY_COLUMNS]
+        # Every line states its unblended cost (0 included): a blank would be read as 0.
+        checks = [self.cols.parsed("money!" if n == "lineItem/UnblendedCost" else "money", *self.names(n))
+                  for n in MONEY_COLUMNS]
         checks.append(self.cols.parsed("qty", *self.names("lineItem/UsageAmount")))
         checks += [self.cols.parsed("ts", *self.names(n)) for n in TIME_COLUMNS]
         return [c for c in checks if c is not None]

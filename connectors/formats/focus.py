@@ -247,7 +247,9 @@ class FocusFormat(Format):
         start, end = _ts(cols, "BillingPeriodStart"), _ts(cols, "BillingPeriodEnd")
         # Swapped bounds (seen in FOCUS 0.5 test data) are read the right way round; the 12-hour
         # nudge keeps a start written with a local offset (e.g. +02:00) in its own month.
-        first = f"least({start}, coalesce({end}, {start}))"
+        # A missing start stays missing (the loader refuses such rows): least() would skip it and
+        # put the row in the month its period ends.
+        first = f"CASE WHEN {start} IS NOT NULL THEN least({start}, coalesce({end}, {start})) END"
         return f"CAST(date_trunc('month', {first} + INTERVAL 12 HOUR) AS TIMESTAMPTZ)"
 
     def select_sql(self, cols: Cols, opts: ReadOptions) -> str:
@@ -347,11 +349,21 @@ class FocusFormat(Format):
             kind = {MONEY: "money", QUANTITY: "qty", TS: "ts"}.get(sql_type)
             if name in JSON_COLUMNS:
                 kind = "json"
-            checks.extend(cols.parsed(kind, actual) for actual in _present(cols, *candidates) if kind)
+            present = _present(cols, *candidates)
+            if name in REQUIRED_VALUES and present:
+                # The invoice amount and month of every row: a blank would be read as nothing
+                # billed, or put the row on the month of its BillingPeriodEnd.
+                checks.append(cols.parsed(REQUIRED_VALUES[name], present[0]))
+                present = present[1:]
+            checks.extend(cols.parsed(kind, actual) for actual in present if kind)
         for extra, sql_type, _ in EXTRA_COLUMNS:
             if sql_type == JSON:
                 checks.append(cols.parsed("json", extra))
         return [c for c in checks if c is not None]
+
+
+# Columns a row may not leave blank when the file has them (FOCUS: mandatory, not null).
+REQUIRED_VALUES = {"BilledCost": "money!", "BillingPeriodStart": "ts!"}
 
 
 def _present(cols: Cols, *candidates: str) -> list[str]:

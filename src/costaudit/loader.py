@@ -205,9 +205,11 @@ def _check_values(con: duckdb.DuckDBPyConnection, files: list[SourceFile], check
             """
         ).fetchone()
         file, row, value = found if found else (str(files[0].path), None, "?")
+        what = (f"is missing: expected {EXPECTED[kind]}" if value is None or not value.strip()
+                else f"{value!r} is not {EXPECTED[kind]}")
         raise InputError(
             str(file),
-            f"{value!r} is not {EXPECTED[kind]} ({count} such value{'s' if count > 1 else ''} in this column)",
+            f"{what} ({count} such value{'s' if count > 1 else ''} in this column)",
             row=row,
             column=column,
         )
