@@ -57,3 +57,52 @@ def test_no_file_means_defaults(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     config = load_config(None)
     assert config.path is None and config.sources == ()
+
+
+@pytest.mark.parametrize("command", [("audit",), ("summary",), ("report", "--format", "json")])
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ('[[supress]]\nfingerprint = "abcdef12"\nreason = "x"\n', "unknown section(s) supress"),
+        ('[run]\nfail_on = "hgh"\n', "run.fail_on must be one of"),
+        ('[reports]\nformat = ["html"]\n', "unknown key(s) in reports: format"),
+        ('[store]\npth = "x.duckdb"\n', "unknown key(s) in store: pth"),
+    ],
+)
+def test_every_command_reading_the_file_refuses_its_typos(cli, tmp_path, db_path, command, text, message):
+    """audit, summary and report read costaudit.toml too: a misspelt section or key there (a
+    suppression that would silently not apply) is a usage error, as it is for `run`."""
+    from .focus_rows import row, write
+
+    assert cli("load", str(write(tmp_path / "bill.csv", [row()]))).exit_code == 0
+    config = _write(tmp_path, text)
+    result = cli(*command, "--config", str(config), *(("--out", str(tmp_path)) if command[0] == "report" else ()))
+    assert result.exit_code == 2, result.output
+    assert message in result.output and "Traceback" not in result.output
+
+
+def test_a_bad_memory_limit_in_the_environment_is_one_line(cli, tmp_path, monkeypatch):
+    from .focus_rows import row, write
+
+    assert cli("load", str(write(tmp_path / "bill.csv", [row()]))).exit_code == 0
+    monkeypatch.setenv("COSTAUDIT_MEMORY_LIMIT", "lots")
+    result = cli("sql", "SELECT 1")
+    assert result.exit_code == 2
+    assert result.output.strip() == ('error: COSTAUDIT_MEMORY_LIMIT = \'lots\': expected an amount of memory such as '
+                                     '"2GB" or "512MB"')
+    monkeypatch.setenv("COSTAUDIT_MEMORY_LIMIT", "1GB")
+    assert cli("sql", "SELECT 1").exit_code == 0
+
+
+def test_audit_of_a_store_that_does_not_exist_is_refused(cli, db_path):
+    result = cli("audit")
+    assert result.exit_code == 1 and "no store here yet" in result.output
+    assert not db_path.exists()
+
+
+def test_summary_window_must_be_ordered(cli, tmp_path):
+    from .focus_rows import row, write
+
+    assert cli("load", str(write(tmp_path / "bill.csv", [row()]))).exit_code == 0
+    result = cli("summary", "--since", "2024-05", "--until", "2024-01")
+    assert result.exit_code == 2 and "must be before --until" in result.output

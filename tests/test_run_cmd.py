@@ -254,6 +254,14 @@ def test_a_second_run_stops_when_the_lock_is_held(store, tmp_path):
         ((), "[run]\nretries = 3\n", "unknown key(s) in run: retries"),
         ((), '[reports]\nformats = ["pdf"]\n', "unknown format(s) pdf"),
         ((), '[[sources]]\nname = "x"\nprovider = "local"\npaths = "a"\n', "unknown key(s) paths"),
+        ((), '[store]\npth = "other.duckdb"\n', "unknown key(s) in store: pth"),
+        ((), '[store]\nmemory_limit = "lots"\n', "store.memory_limit = 'lots': expected an amount of memory"),
+        ((), '[store]\nmemory_limit = 2\n', "store.memory_limit must be a string"),
+        # Found before any source is loaded: the local source below would fail if it were read.
+        ((), '[rules.compute_rightsize]\ncpu_p95_threshold = "abc"\n[[sources]]\nname = "x"\nprovider = "local"\n'
+             'path = "no-such-folder"\n', "rules.compute_rightsize.cpu_p95_threshold = 'abc'"),
+        ((), '[rules]\ndisabled = ["no_such_rule"]\n[[sources]]\nname = "x"\nprovider = "local"\n'
+             'path = "no-such-folder"\n', "unknown rule id(s) no_such_rule"),
     ],
 )
 def test_usage_errors_exit_2(store, tmp_path, args, toml, message):

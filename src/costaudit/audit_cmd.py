@@ -87,7 +87,10 @@ def audit(
     from costaudit.rules.runner import run_audit
 
     config = load_rules_config(config_path)
-    con = connect(ctx.obj["db"])
+    db = Path(ctx.obj["db"])
+    if not db.exists():  # a mistyped --db or COSTAUDIT_DB must not pass as a clean, empty audit
+        raise CostauditError(f"{db}: no store here yet; run `costaudit load PATH...` first")
+    con = connect(db)
     try:
         note = _run_analysis(con, config_path)
         report = run_audit(con, config, since=since, until=until, only=only, keep=None if print_all else top)

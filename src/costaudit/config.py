@@ -86,6 +86,7 @@ REPORT_FORMATS = ("html", "xlsx", "csv", "json", "md")
 FAIL_ON = ("low", "medium", "high", "none")  # rule severities (costaudit.rules.contract) and "never fail"
 _RUN_KEYS = {"fail_on", "wait"}
 _REPORT_KEYS = {"formats", "out"}
+_STORE_KEYS = {"path", "memory_limit"}
 
 
 @dataclass(frozen=True)
@@ -144,14 +145,58 @@ def _known(config: ProjectConfig, name: str, section: dict[str, Any], keys: set[
 
 
 def read_document(path: str | Path) -> dict[str, Any]:
-    """Parse a TOML file; a missing or malformed file is a UsageError naming it."""
+    """Parse a TOML file and check the sections every command shares: a missing or malformed
+    file, an unknown section (``[[supress]]``), a bad key or value in ``[store]``, ``[run]`` or
+    ``[reports]``, a malformed ``[[sources]]`` entry or a credential is a UsageError naming it,
+    whichever command reads the file (``[analysis]`` and ``[rules]`` are checked by their rooms)."""
     config_path = Path(path)
     if not config_path.is_file():
         raise UsageError(f"{config_path}: config file not found")
     try:
-        return tomllib.loads(config_path.read_text(encoding="utf-8"))
+        document = tomllib.loads(config_path.read_text(encoding="utf-8"))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise UsageError(f"{config_path}: not valid TOML ({exc})") from None
+    unknown = sorted(set(document) - TOP_LEVEL)
+    if unknown:
+        raise UsageError(f"{config_path}: unknown section(s) {', '.join(unknown)} (expected {', '.join(sorted(TOP_LEVEL))})")
+    _refuse_secrets(config_path, document)
+    project = ProjectConfig(path=config_path, document=document, sources=_sources(config_path, document))
+    store_settings(project)
+    run_settings(project)
+    report_settings(project)
+    return document
+
+
+def check_memory_limit(value: str, where: str) -> str:
+    """`value` if DuckDB accepts it as a memory limit (e.g. "2GB", "512MB"), else a UsageError
+    naming `where` (the config key or the environment variable)."""
+    import duckdb
+
+    try:
+        duckdb.connect(":memory:", config={"memory_limit": value}).close()
+    except duckdb.Error:
+        raise UsageError(f"{where} = {value!r}: expected an amount of memory such as \"2GB\" or \"512MB\"") from None
+    return value
+
+
+@dataclass(frozen=True)
+class StoreSettings:
+    """`[store]`: where the store is (absolute, or None for the default) and DuckDB's memory limit."""
+
+    path: Path | None = None
+    memory_limit: str | None = None
+
+
+def store_settings(config: ProjectConfig) -> StoreSettings:
+    """The `[store]` section, checked: unknown keys and bad values are UsageErrors naming the key."""
+    section = config.section("store")
+    _known(config, "store", section, _STORE_KEYS)
+    memory = section.get("memory_limit")
+    if memory is not None:
+        if not isinstance(memory, str):
+            raise UsageError(f"{config.path}: store.memory_limit must be a string such as \"2GB\", not {memory!r}")
+        check_memory_limit(memory, f"{config.path}: store.memory_limit")
+    return StoreSettings(path=config.store_path(), memory_limit=memory)
 
 
 def load_config(path: str | Path | None = None) -> ProjectConfig:
@@ -162,10 +207,6 @@ def load_config(path: str | Path | None = None) -> ProjectConfig:
         path = DEFAULT_CONFIG
     config_path = Path(path).resolve()
     document = read_document(config_path)
-    unknown = sorted(set(document) - TOP_LEVEL)
-    if unknown:
-        raise UsageError(f"{config_path}: unknown section(s) {', '.join(unknown)} (expected {', '.join(sorted(TOP_LEVEL))})")
-    _refuse_secrets(config_path, document)
     return ProjectConfig(path=config_path, document=document, sources=_sources(config_path, document))
 
 

@@ -17,7 +17,7 @@ import click
 from rich.console import Console
 from rich.table import Table
 
-from costaudit.config import FAIL_ON, load_config, report_settings, run_settings
+from costaudit.config import FAIL_ON, load_config, report_settings, run_settings, store_settings
 from costaudit.errors import CostauditError
 from costaudit.progress import Steps, stderr_is_terminal
 from costaudit.runjob import Change, RunOutcome, run_job, run_window
@@ -73,8 +73,8 @@ def run(ctx: click.Context, config_path: Path | None, since: str | None, until: 
     store = Path(ctx.obj["db"])
     if not ctx.obj.get("db_given", True) and project.store_path() is not None:
         store = project.store_path()
-    memory = project.section("store").get("memory_limit")
-    if isinstance(memory, str) and "COSTAUDIT_MEMORY_LIMIT" not in os.environ:
+    memory = store_settings(project).memory_limit
+    if memory is not None and "COSTAUDIT_MEMORY_LIMIT" not in os.environ:
         os.environ["COSTAUDIT_MEMORY_LIMIT"] = memory  # read by costaudit.store.connect
     today = datetime.now(UTC).date()
     window = run_window(since, until, today)

@@ -148,10 +148,17 @@ def run_job(
     today: date,
 ) -> RunOutcome:
     """Load or pull the configured sources, analyse, audit, compare, swap in, write reports."""
+    from costaudit.analysis.config import load_analysis_config
     from costaudit.audit_cmd import _run_analysis
     from costaudit.rules.config import load_rules_config
+    from costaudit.rules.registry import all_rules
 
     rules_config = load_rules_config(project.path)
+    # Every configuration mistake before any work: the rules' parameters and the analysis
+    # settings are checked here, not after the sources are loaded.
+    rules_config.resolve(all_rules())
+    if project.path is not None:
+        load_analysis_config(project.path)
     for source in project.sources:
         _check_source(project, source)
     with building_store(store, wait=wait) as con:

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import duckdb
 
+from costaudit.config import check_memory_limit
 from costaudit.connectors.sql import install_macros, quote_ident
 from costaudit.errors import CostauditError
 from costaudit.schema import CHARGE_KEY_COLUMNS, FOCUS_NAMES, LINE_ITEM_COLUMNS, MONEY, charge_key_sql
@@ -39,7 +40,8 @@ def connect(path: str | Path | None = None, *, read_only: bool = False) -> duckd
     db_path = Path(path) if path is not None else default_db_path()
     if read_only and not db_path.exists():
         raise CostauditError(f"{db_path}: no store here yet; run `costaudit load` first")
-    config = {"memory_limit": os.environ.get("COSTAUDIT_MEMORY_LIMIT", DEFAULT_MEMORY_LIMIT)}
+    limit = os.environ.get("COSTAUDIT_MEMORY_LIMIT")
+    config = {"memory_limit": check_memory_limit(limit, "COSTAUDIT_MEMORY_LIMIT") if limit else DEFAULT_MEMORY_LIMIT}
     try:
         con = duckdb.connect(str(db_path), read_only=read_only, config=config)
     except duckdb.IOException as exc:

@@ -123,6 +123,8 @@ def summary(ctx: click.Context, config_path: Path | None, since: str | None, unt
         raise CostauditError(f"{db}: no store here yet; run `costaudit load PATH...` first")
     config = load_analysis_config(config_path)
     start, stop = _month(since, "--since"), _month(until, "--until")
+    if start is not None and stop is not None and start >= stop:
+        raise UsageError(f"--since {start:%Y-%m} must be before --until {stop:%Y-%m} (until is exclusive)")
     # A reader: open the store read-only, so `summary` never blocks a scheduled run; only a
     # stale analysis makes it reopen the store to write one.
     con = connect(db, read_only=True)
