@@ -492,3 +492,37 @@ def test_a_currency_with_markup_is_refused_in_one_line(tmp_path):
     assert result.exit_code == 1
     assert result.output.startswith("error:") and len(result.output.strip().splitlines()) == 1
     assert "'[RED]X[/]' is not a currency code" in result.output
+
+
+# -- control characters on the terminal ----------------------------------------------------------
+
+ESCAPES = "\x1b]8;;https://evil.example\x1b\\click\x1b]8;;\x1b\\\x1b[8mhidden\x1b[0m\x1b]0;title\x07\u202egnp.exe"
+
+
+def test_terminal_escape_sequences_from_a_bill_are_shown_not_run(cli, tmp_path):
+    """An ESC sequence in a resource id or a provider name could recolour, hide or hyperlink text
+    or retitle the window when printed; every command shows it as escapes instead."""
+    bill = write(tmp_path / "bill.csv", [row(ResourceId=f"i-{ESCAPES}", ProviderName=f"Cloud{ESCAPES}",
+                                             ServiceName=f"svc{ESCAPES}")])
+    outputs = {
+        "load": cli("load", str(bill)),
+        "summary": cli("summary"),
+        "sql": cli("sql", "SELECT ResourceId, ProviderName FROM line_items"),
+        "error": cli("load", str(tmp_path / f"missing{ESCAPES}.csv")),
+    }
+    for name, result in outputs.items():
+        for raw in ("\x1b", "\x07", "\u202e"):
+            assert raw not in result.output, (name, result.output)
+    assert "\\x1b]8;;https://evil.example" in outputs["sql"].output
+    assert "\\x1b[8mhidden" in outputs["error"].output and "\\u202egnp.exe" in outputs["error"].output
+    assert outputs["error"].exit_code == 1
+
+
+def test_the_safe_console_escapes_plain_prints_too(capsys):
+    """Evidence lines and notes are printed with markup off, not as table cells: the console
+    itself escapes them."""
+    from costaudit.textout import terminal_console
+
+    terminal_console().print(f"evidence: {ESCAPES}", markup=False)
+    out = capsys.readouterr().out
+    assert "\x1b" not in out and "\\x1b[8mhidden" in out

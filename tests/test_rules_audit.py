@@ -261,6 +261,7 @@ def test_a_failing_rule_is_reported_and_the_others_still_run(audited_store):
 
 
 def test_audit_of_an_empty_store_skips_billing_rules(tmp_path):
+    connect(tmp_path / "empty.duckdb").close()  # a store with no bills yet (a missing one is refused)
     result = invoke(tmp_path / "empty.duckdb")
     assert result.exit_code == 0, result.output
     assert "analysis: skipped, no billing data loaded" in result.output

@@ -20,15 +20,14 @@ from rich.table import Table
 
 from costaudit.errors import CostauditError
 from costaudit.store import connect
-from costaudit.textout import add_literal_row
+from costaudit.textout import add_literal_row, terminal_console
 
 CENT = Decimal("0.01")
 DEFAULT_TOP = 50
 
 
 def _console() -> Console:
-    console = Console(highlight=False)
-    return console if console.is_terminal else Console(width=200, highlight=False)
+    return terminal_console()
 
 
 def _money(value) -> str:

@@ -18,18 +18,15 @@ from costaudit.errors import CostauditError
 from costaudit.loader import LoadReport, load_paths
 from costaudit.progress import setup_logging
 from costaudit.store import connect, default_db_path
-from costaudit.textout import add_literal_row
+from costaudit.textout import SafeConsole, add_literal_row, printable, terminal_console
 
 CENT = Decimal("0.01")
-err_console = Console(stderr=True)
+err_console = SafeConsole(stderr=True)
 
 
 def _console() -> Console:
     """Rich console for stdout; wide when not on a terminal so cron logs keep whole numbers."""
-    console = Console()
-    if not console.is_terminal:
-        console = Console(width=200)
-    return console
+    return terminal_console(highlight=True)
 
 
 class CostauditGroup(click.Group):
@@ -40,7 +37,8 @@ class CostauditGroup(click.Group):
             return super().invoke(ctx)
         except CostauditError as exc:
             # Messages quote user data (file names, tag values): never let rich read them as markup.
-            err_console.print(f"[bold red]error:[/] {escape(str(exc))}", markup=True, highlight=False, soft_wrap=True)
+            err_console.print(f"[bold red]error:[/] {escape(printable(str(exc)))}", markup=True, highlight=False,
+                              soft_wrap=True)
             sys.exit(exc.exit_code)
 
 

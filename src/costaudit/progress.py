@@ -29,6 +29,8 @@ from rich.progress import (
     TimeElapsedColumn,
 )
 
+from costaudit.textout import SafeConsole
+
 LOGGER = "costaudit"
 _OURS = "_costaudit_handler"
 
@@ -60,7 +62,7 @@ class _Formatter(logging.Formatter):
 
 def stderr_console() -> Console:
     """A rich console on the current stderr (resolved when it writes)."""
-    return Console(stderr=True, highlight=False)
+    return SafeConsole(stderr=True, highlight=False)
 
 
 def stderr_is_terminal() -> bool:

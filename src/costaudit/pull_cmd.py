@@ -14,11 +14,11 @@ from rich.markup import escape
 
 from costaudit.config import load_config
 from costaudit.store import connect
+from costaudit.textout import terminal_console
 
 
 def _console() -> Console:
-    console = Console(highlight=False)
-    return console if console.is_terminal else Console(width=200, highlight=False)
+    return terminal_console()
 
 
 def _size(count: int) -> str:

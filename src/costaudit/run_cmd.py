@@ -21,7 +21,7 @@ from costaudit.config import FAIL_ON, load_config, report_settings, run_settings
 from costaudit.errors import CostauditError
 from costaudit.progress import Steps, stderr_is_terminal
 from costaudit.runjob import Change, RunOutcome, run_job, run_window
-from costaudit.textout import add_literal_row
+from costaudit.textout import add_literal_row, terminal_console
 
 log = logging.getLogger(__name__)
 CENT = Decimal("0.01")
@@ -29,8 +29,7 @@ EXIT_FINDINGS = 3
 
 
 def _console() -> Console:
-    console = Console(highlight=False)
-    return console if console.is_terminal else Console(width=200, highlight=False)
+    return terminal_console()
 
 
 def _money(value: Decimal | None) -> str:

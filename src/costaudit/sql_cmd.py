@@ -37,6 +37,7 @@ from costaudit.connectors.sql import install_macros, quote_ident, quote_literal
 from costaudit.errors import CostauditError, UsageError
 from costaudit.reports.safe import spreadsheet_text, spreadsheet_text_sql
 from costaudit.store import connect, store_files
+from costaudit.textout import printable, terminal_console
 
 FORMATS = ("table", "csv", "json", "parquet")
 COPY_OPTIONS = {"csv": "FORMAT csv, HEADER true", "json": "FORMAT json, ARRAY true", "parquet": "FORMAT parquet"}
@@ -74,8 +75,7 @@ class SqlRefused(UsageError):
 
 
 def _console() -> Console:
-    console = Console(highlight=False)
-    return console if console.is_terminal else Console(width=200, highlight=False)
+    return terminal_console()
 
 
 @click.command("sql")
@@ -281,9 +281,9 @@ def print_table(relation: duckdb.DuckDBPyRelation, max_rows: int) -> None:
     table = Table(show_lines=False)
     for name, kind in zip(columns, relation.types, strict=True):
         numeric = any(t in str(kind) for t in ("INT", "DECIMAL", "DOUBLE", "FLOAT", "HUGEINT"))
-        table.add_column(escape(name), justify="right" if numeric else "left", overflow="fold")
+        table.add_column(escape(printable(name)), justify="right" if numeric else "left", overflow="fold")
     for row in rows[:max_rows]:
-        table.add_row(*(escape(_cell(v)) for v in row))
+        table.add_row(*(escape(printable(_cell(v))) for v in row))
     console = _console()
     console.print(table)
     if len(rows) > max_rows:
@@ -328,7 +328,7 @@ def _run_one(con: duckdb.DuckDBPyConnection, text: str, fmt: str, max_rows: int,
         execute_text(con, text, fmt, None, max_rows, raw=raw)
         return 0
     except CostauditError as exc:
-        Console(stderr=True, highlight=False).print(f"[bold red]error:[/] {escape(str(exc))}", soft_wrap=True)
+        Console(stderr=True, highlight=False).print(f"[bold red]error:[/] {escape(printable(str(exc)))}", soft_wrap=True)
         return 1
 
 
@@ -342,5 +342,5 @@ def _dot_command(con: duckdb.DuckDBPyConnection, command: str, max_rows: int) ->
                UNION ALL SELECT view_name, 'view' FROM duckdb_views() WHERE NOT internal AND NOT temporary
                ORDER BY name"""), max_rows)
         return 0
-    Console(stderr=True, highlight=False).print(f"[bold red]error:[/] unknown command {escape(command)} (.tables, .help, .quit)")
+    Console(stderr=True, highlight=False).print(f"[bold red]error:[/] unknown command {escape(printable(command))} (.tables, .help, .quit)")
     return 1

@@ -24,15 +24,14 @@ from costaudit.analysis.summary import CurrencySummary, summarise
 from costaudit.analysis.taxonomy import load_taxonomy
 from costaudit.errors import CostauditError, UsageError
 from costaudit.store import connect
-from costaudit.textout import add_literal_row
+from costaudit.textout import add_literal_row, terminal_console
 
 CENT = Decimal("0.01")
 GB_PLACES = Decimal("0.001")
 
 
 def _console() -> Console:
-    console = Console()
-    return console if console.is_terminal else Console(width=200)
+    return terminal_console(highlight=True)
 
 
 def _money(value: Decimal | None) -> str:
