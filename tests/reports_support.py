@@ -73,7 +73,8 @@ DASH = "-2+3+cmd|' /C calc'!A0"
 FULLWIDTH = "\uff1d1+1"
 TAB = "\t=1+1"
 MARKDOWN = "| *bold* _em_ [link](http://evil.example) `code` @channel $x$ |"
-HOSTILE = (SCRIPT, IMG, FORMULA, CMD, AT, DASH, FULLWIDTH, TAB, MARKDOWN)
+LINKS = "see https://evil.example/login or www.evil.example, mail ops@evil.example"
+HOSTILE = (SCRIPT, IMG, FORMULA, CMD, AT, DASH, FULLWIDTH, TAB, MARKDOWN, LINKS)
 
 
 def hostile_bills(folder: Path) -> Path:

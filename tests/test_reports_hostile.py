@@ -151,12 +151,29 @@ def test_xlsx_keeps_hostile_text_as_text(hostile):
 def test_markdown_escapes_markup(hostile):
     _, files = hostile
     text = files["md"].read_text(encoding="utf-8")
-    assert not re.search(r"(?<!\\)[<>]", text), "an unescaped < or > would be raw HTML"
+    outside_code = re.sub(r"(`+)(?!`).*?(?<!`)\1(?!`)", "", text)  # inside a code span < is shown as is
+    assert not re.search(r"(?<!\\)[<>]", outside_code), "an unescaped < or > would be raw HTML"
     assert "\\<script\\>alert(1)\\</script\\>" in text
-    assert "[link](" not in text and "\\[link\\]" in text and "\\@channel" in text and "`code`" not in text
+    # The Markdown probe holds a URL, so it is one code span: no link, emphasis, mention or cell in it.
+    assert "``\\| *bold* _em_ [link](http://evil.example) `code` @channel $x$ \\|``" in text
     table = [line for line in text.splitlines() if line.startswith("|")]
     columns = {len(re.findall(r"(?<!\\)\|", line)) for line in table}
     assert len(columns) == 1, table  # a hostile '|' cannot add a column
+
+
+def test_markdown_rendered_as_gfm_with_autolinks_has_no_link_image_or_html(hostile):
+    """Rendered the way chat tools and GitHub do (tables, strikethrough and autolinks: markdown-it's
+    gfm-like preset with linkify), the hostile values add no element of their own: no link, image
+    or raw HTML, and every table row keeps its cells."""
+    from markdown_it import MarkdownIt
+
+    _, files = hostile
+    html = MarkdownIt("gfm-like", {"linkify": True}).render(files["md"].read_text(encoding="utf-8"))
+    assert "<a " not in html and "<img" not in html and "<script" not in html, html
+    assert "evil.example" in html  # the values are shown, as text
+    for table in re.findall(r"<table>.*?</table>", html, re.S):
+        widths = {len(re.findall(r"<t[hd]", r)) for r in re.findall(r"<tr>.*?</tr>", table, re.S)}
+        assert len(widths) == 1, table
 
 
 def test_json_round_trips_hostile_text_exactly(hostile):

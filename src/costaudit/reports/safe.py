@@ -33,6 +33,9 @@ _LEADING_BLANKS = " \u00a0\u3000"
 _MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]<>#|~&!@$])")
 _XML_ILLEGAL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
 _LINE_BREAKS = re.compile(r"[\r\n\u2028\u2029]+")
+# What GFM's autolink extension or markdown-it's linkify could link or notify: a scheme, "www.", an
+# e-mail address or a mention, a bare domain such as evil.example.
+_AUTOLINK = re.compile(r"(?i)[a-z][a-z0-9+.-]*:/{0,2}[^\s]|www\.|@|[a-z0-9-]\.[a-z]{2,}")
 
 
 def needs_formula_guard(text: str) -> bool:
@@ -81,11 +84,26 @@ def xml_text(text: str) -> str:
 
 
 def markdown_text(text: object) -> str:
-    """Store text as literal Markdown: specials backslash-escaped, line breaks as spaces."""
+    """Store text as literal Markdown: specials backslash-escaped, line breaks as spaces.
+
+    Text that a GFM renderer would turn into a link by itself (``https://...``, ``www.``, an
+    e-mail address: "autolinks", which backslashes do not stop on every renderer) goes into a
+    code span instead, where nothing is a link, markup or mention."""
     if text is None:
         return ""
     flat = _LINE_BREAKS.sub(" ", str(text))
+    if _AUTOLINK.search(flat):
+        return _code_span(flat)
     return _MARKDOWN_SPECIAL.sub(r"\\\1", flat)
+
+
+def _code_span(text: str) -> str:
+    """`text` as one Markdown code span: fenced by more backticks than it holds in a row, with
+    pipes escaped so it stays one table cell (GFM tables read ``\\|`` inside code as ``|``)."""
+    fence = "`" * (max((len(run) for run in re.findall(r"`+", text)), default=0) + 1)
+    body = text.replace("|", "\\|")
+    pad = " " if body.startswith(("`", " ")) or body.endswith(("`", " ")) else ""
+    return f"{fence}{pad}{body}{pad}{fence}"
 
 
 def exact(value: Decimal | None) -> str | None:
