@@ -470,11 +470,21 @@ _GUARD_CON = duckdb.connect()
 
 
 @settings(max_examples=300, deadline=None)
-@given(st.text(alphabet=st.sampled_from(sorted({*FORMULA_TRIGGERS, " ", "\u00a0", "\u3000", "a", "1", "'", "\\", "{"})),
+@given(st.text(alphabet=st.sampled_from(sorted({*FORMULA_TRIGGERS, " ", "\u00a0", "\u3000", "\x0b", "\u200b", "a", "1",
+                                                 "'", "\\", "{"})),
                max_size=6) | st.text(st.characters(codec="utf-8", exclude_characters="\x00"), max_size=12))
 def test_the_sql_guard_is_the_python_guard(text):
     got = _GUARD_CON.execute(f"SELECT {spreadsheet_text_sql('$1')}", [text]).fetchone()[0]
     assert got == spreadsheet_text(text)
+
+
+@pytest.mark.parametrize("blank", ["\x0b", "\x0c", "\u2000", "\u200b", "\ufeff", "\u3000 \x0b"])
+def test_a_formula_after_any_unicode_blank_is_guarded(blank):
+    """Vertical tab, form feed, Unicode spaces and zero-width characters before '=' may be skipped by a
+    spreadsheet: the cell is guarded, in Python and in SQL alike."""
+    text = f"{blank}=HYPERLINK(\"http://evil.example\")"
+    assert spreadsheet_text(text) == "'" + text
+    assert _GUARD_CON.execute(f"SELECT {spreadsheet_text_sql('$1')}", [text]).fetchone()[0] == "'" + text
 
 
 def test_the_sql_guard_keeps_null():

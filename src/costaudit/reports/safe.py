@@ -24,7 +24,11 @@ GB_PLACES = Decimal("0.001")
 # Characters that make a spreadsheet cell a formula (OWASP "CSV injection"), with the
 # full-width forms (U+FF1D, U+FF0B, U+FF0D, U+FF20) that Excel's input folding can turn into them.
 FORMULA_TRIGGERS = frozenset("=+-@\t\r\n\uff1d\uff0b\uff0d\uff20")
-_LEADING_BLANKS = " \u00a0\u3000"
+# Blanks a spreadsheet may skip before it sees a formula: every Unicode space (vertical tab and form
+# feed included) and the zero-width characters. Guarding one value too many costs an apostrophe.
+_LEADING_BLANKS = "".join(sorted(
+    {chr(c) for c in range(0x10000) if chr(c).isspace()} - set(FORMULA_TRIGGERS)
+    | set("\u200b\u200c\u200d\u2060\ufeff")))
 
 # Characters Markdown (CommonMark/GFM) or chat clients read as markup: emphasis, code, links and
 # images, raw HTML and entities, tables, strike-through, headings, @mentions and $math$. Each is
