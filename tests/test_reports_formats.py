@@ -451,3 +451,16 @@ def test_a_findings_table_longer_than_a_sheet_continues_on_the_next(demo, expect
     assert all(ws.cell(1, 1).value == "Status" for ws in parts)
     fingerprints = [row[-1] for ws in parts for row in ws.iter_rows(min_row=2, values_only=True)]
     assert sorted(fingerprints) == sorted(f.fingerprint for f in data.findings_of(family))
+
+
+def test_xlsx_text_longer_than_a_cell_says_it_was_cut():
+    """Excel holds 32,767 characters a cell; a longer value (an evidence JSON, a long id) is cut
+    with a note saying how much is missing, never silently."""
+    from costaudit.reports.xlsx import MAX_CELL_TEXT, _fit
+
+    assert _fit("a" * MAX_CELL_TEXT) == "a" * MAX_CELL_TEXT
+    long = "b" * 40_000
+    cut = _fit(long)
+    assert len(cut) <= MAX_CELL_TEXT and long.startswith(cut.split(" [")[0])
+    kept = len(cut.split(" [")[0])
+    assert cut.endswith(f" [... cut: {40_000 - kept:,} more characters; the JSON report has it all]")

@@ -89,7 +89,7 @@ def _cell(ws: Any, value: Any) -> Any:
         cell.value = value
         cell.number_format = MONTH_FORMAT if value.day == 1 else "yyyy-mm-dd"
     else:
-        text = xml_text(str(value))[:MAX_CELL_TEXT]
+        text = _fit(xml_text(str(value)))
         cell.value = text
         cell.data_type = "s"  # never a formula, whatever the text starts with
         if needs_formula_guard(text):
@@ -97,6 +97,19 @@ def _cell(ws: Any, value: Any) -> Any:
         if len(text) > 40:
             cell.alignment = _WRAP
     return cell
+
+
+def _fit(text: str) -> str:
+    """`text`, or, beyond Excel's cell limit, its start with a visible note of how much was left
+    out: a cut that says nothing would pass for the whole value (an evidence JSON, a long id)."""
+    if len(text) <= MAX_CELL_TEXT:
+        return text
+
+    def note(cut: int) -> str:
+        return f" [... cut: {cut:,} more characters; the JSON report has it all]"
+
+    keep = MAX_CELL_TEXT - len(note(len(text)))  # the count left out has no more digits than the length
+    return text[:keep] + note(len(text) - keep)
 
 
 def _sheet(wb: Workbook, title: str, headers: list[str], rows: Iterable[list[Any]],
