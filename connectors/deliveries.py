@@ -165,7 +165,20 @@ def _detect_group(
     return fmt, cols
 
 
+# A file that has the columns of a family but not those its reader needs: (family, the prefix its
+# columns share, the columns the reader cannot do without).
+_NEAR_MISSES = (
+    ("an AWS CUR", "lineitem/", ("lineItem/UnblendedCost", "lineItem/LineItemType")),
+    ("an AWS CUR (Athena) or CUR 2.0 export", "line_item_", ("line_item_unblended_cost", "line_item_line_item_type")),
+)
+
+
 def _unknown_format_message(cols: Cols) -> str:
+    for family, prefix, needed in _NEAR_MISSES:
+        if any(name.lower().startswith(prefix) for name in cols.types):
+            missing = [name for name in needed if cols.name(name) is None]
+            if missing:
+                return f"looks like {family}, but has no column {', '.join(missing)} (expected in every such export)"
     sample = ", ".join(list(cols.types)[:6])
     return (
         "unknown format: expected an AWS CUR / CUR 2.0 / FOCUS export, a Google Cloud billing export, "

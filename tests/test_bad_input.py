@@ -129,6 +129,22 @@ def test_a_blank_unblended_cost_in_a_cur_is_refused_not_read_as_zero(cli, loaded
     assert loaded() == before
 
 
+def test_a_number_too_large_for_the_store_says_so(cli, loaded, tmp_path):
+    before = loaded()
+    path = write(tmp_path / "huge.csv", [row(), row(BilledCost="12345678901234567890123456789.5")])
+    _fails_cleanly(cli("load", str(path)), "huge.csv", "row 2", "'BilledCost'", "out of range", "DECIMAL(38,12)")
+    assert loaded() == before
+
+
+def test_a_cur_without_its_cost_column_names_the_column(cli, loaded, tmp_path):
+    before = loaded()
+    path = tmp_path / "cur.csv"
+    path.write_text("identity/LineItemId,bill/PayerAccountId,lineItem/LineItemType,lineItem/UsageAccountId\n"
+                    "a1,111122223333,Usage,111122223333\n")
+    _fails_cleanly(cli("load", str(path)), "cur.csv", "looks like an AWS CUR", "lineItem/UnblendedCost")
+    assert loaded() == before
+
+
 def test_empty_file(cli, loaded, tmp_path):
     before = loaded()
     path = tmp_path / "empty.csv"

@@ -18,7 +18,7 @@ import re
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from decimal import Decimal
+from decimal import Decimal, InvalidOperation
 from pathlib import Path
 
 import duckdb
@@ -206,13 +206,27 @@ def _check_values(con: duckdb.DuckDBPyConnection, files: list[SourceFile], check
         ).fetchone()
         file, row, value = found if found else (str(files[0].path), None, "?")
         what = (f"is missing: expected {EXPECTED[kind]}" if value is None or not value.strip()
-                else f"{value!r} is not {EXPECTED[kind]}")
+                else _not_parsed(value, kind.rstrip("!")))
         raise InputError(
             str(file),
             f"{what} ({count} such value{'s' if count > 1 else ''} in this column)",
             row=row,
             column=column,
         )
+
+
+def _not_parsed(value: str, kind: str) -> str:
+    """Why `value` does not read as `kind`: a number too large for the store's DECIMAL, or not a
+    `kind` at all."""
+    if kind in {"money", "qty"}:
+        try:
+            number = Decimal(value.strip())
+        except InvalidOperation:
+            number = None
+        if number is not None and number.is_finite():
+            return (f"{value!r} is out of range: amounts are stored as DECIMAL(38,12), at most 26 digits "
+                    "before the decimal point")
+    return f"{value!r} is not {EXPECTED[kind]}"
 
 
 def _check_problems(con: duckdb.DuckDBPyConnection, files: list[SourceFile], checks: list[tuple[str, str]]) -> None:
