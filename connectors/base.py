@@ -88,7 +88,9 @@ class Cols:
             return "NULL::VARCHAR"
         ident = quote_ident(actual)
         if self.is_text(actual):
-            return f"NULLIF(trim({ident}), '')"
+            # Only ASCII spaces are padding: DuckDB's trim() would also drop a value's own leading
+            # or trailing Unicode spaces (U+2000, U+3000...), and the store keeps text exactly.
+            return f"NULLIF(trim({ident}, ' '), '')"
         return f"CAST({ident} AS VARCHAR)"
 
     def money(self, *candidates: str) -> str:

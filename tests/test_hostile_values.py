@@ -536,3 +536,18 @@ def test_the_safe_console_escapes_plain_prints_too(capsys):
     terminal_console().print(f"evidence: {ESCAPES}", markup=False)
     out = capsys.readouterr().out
     assert "\x1b" not in out and "\\x1b[8mhidden" in out
+
+
+def test_unicode_spaces_at_the_edges_of_a_value_are_kept(cli, tmp_path, db_path):
+    """Only ASCII spaces are padding: a value's own leading U+2000 or trailing U+3000 is stored (it
+    is what the bill says, and dropping it would turn '\u2000=1+1' into a bare formula)."""
+    import duckdb as _duckdb
+
+    value = "\u2000=1+1\u3000"
+    bill = write(tmp_path / "bill.csv", [row(ResourceId=value, ServiceName="  Compute  ")])
+    assert cli("load", str(bill)).exit_code == 0
+    con = _duckdb.connect(str(db_path), read_only=True)
+    try:
+        assert con.execute("SELECT ResourceId, ServiceName FROM line_items").fetchall() == [(value, "Compute")]
+    finally:
+        con.close()
