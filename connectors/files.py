@@ -83,15 +83,16 @@ def _first_text(data: bytes) -> str:
 KnownChecksums = dict[tuple[str, int, int], str]
 
 
-def sniff(path: Path, known: KnownChecksums | None = None) -> SourceFile:
-    """Identify a file's kind from its content. Raises InputError for empty or corrupt files.
+def sniff(path: Path, known: KnownChecksums | None = None, *, expected: str = "a billing export") -> SourceFile:
+    """Identify a file's kind from its content. Raises InputError for empty or corrupt files,
+    saying what was `expected` there.
 
     `known` lets a rerun skip hashing a file the ledger has already seen with the same size and
     modification time (a file rewritten in place gets a new mtime, so it is hashed again)."""
     stat = path.stat()
     size = stat.st_size
     if size == 0:
-        raise InputError(str(path), "the file is empty; expected a billing export (CSV, CSV.gz, Parquet or JSON)")
+        raise InputError(str(path), f"the file is empty; expected {expected} (CSV, CSV.gz, Parquet or JSON)")
     with path.open("rb") as handle:
         head = handle.read(65536)
     compression = "none"
@@ -99,7 +100,7 @@ def sniff(path: Path, known: KnownChecksums | None = None) -> SourceFile:
         compression = "gzip"
         head = _gunzip_head(path)
         if not head.strip():
-            raise InputError(str(path), "the gzip file holds no data; expected a billing export")
+            raise InputError(str(path), f"the gzip file holds no data; expected {expected}")
     elif head.startswith(ZIP_MAGIC):
         raise InputError(str(path), "ZIP archives are not read directly; unzip the export first")
     if head.startswith(PARQUET_MAGIC):
@@ -118,7 +119,7 @@ def sniff(path: Path, known: KnownChecksums | None = None) -> SourceFile:
             kind = "json"
         else:
             if b"\x00" in head:
-                raise InputError(str(path), "binary content that is neither gzip nor Parquet; expected a billing export")
+                raise InputError(str(path), f"binary content that is neither gzip nor Parquet; expected {expected}")
             kind = "csv"
     ragged = kind == "csv" and _rows_shorter_than_header(head)
     checksum = (known or {}).get((str(path), size, stat.st_mtime_ns)) or _sha256(path)

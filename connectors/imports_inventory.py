@@ -213,7 +213,7 @@ def _s3_manifest(con, path: Path, doc: dict, opts: dict) -> tuple[_Part, set[Pat
         expected = str(entry.get("MD5checksum", "")).lower()
         if expected and _md5(local) != expected:
             raise InputError(str(local), "does not match the MD5 checksum in its manifest (incomplete download?)")
-        data.append(sniff(local))
+        data.append(sniff(local, expected="a storage inventory"))
     if not data:
         raise InputError(str(path), "the manifest lists no data files")
     file_format = str(doc.get("fileFormat", "")).upper()
@@ -280,7 +280,7 @@ def _loose_part(con, group: list[SourceFile], fmt: str, opts: dict, account: str
 
 
 def _plan(con, paths: list[str], opts: dict) -> tuple[list[_Part], list[SourceFile], list[tuple[str, str]]]:
-    files = [sniff(p) for p in expand_paths(paths)]
+    files = [sniff(p, expected="a storage inventory") for p in expand_paths(paths)]
     parts: list[_Part] = []
     claimed: set[Path] = set()
     skipped: list[tuple[str, str]] = []

@@ -137,7 +137,7 @@ def import_metrics(con: duckdb.DuckDBPyConnection, paths: list[str]) -> MetricsI
 
     install_macros(con)
     ensure_rules_schema(con)
-    files = [sniff(p) for p in expand_paths(paths)]
+    files = [sniff(p, expected="utilisation metrics") for p in expand_paths(paths)]
     if not files:
         raise InputError(", ".join(paths), "no metrics file found")
     parts = []

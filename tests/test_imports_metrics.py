@@ -112,6 +112,12 @@ def test_not_a_metrics_file(store, tmp_path):
         import_metrics(store, [str(doc)])
 
 
+def test_an_empty_file_says_metrics_were_expected(store, tmp_path):
+    empty = write(tmp_path / "m.csv", "")
+    with pytest.raises(InputError, match="the file is empty; expected utilisation metrics"):
+        import_metrics(store, [str(empty)])
+
+
 def test_cli_import_metrics(db_path, tmp_path):
     path = write(tmp_path / "m.csv", "resource_id,metric,timestamp,value\ni-1,cpu_utilization,2024-02-01T00:00:00Z,5\n")
     result = CliRunner().invoke(import_group, ["metrics", str(path)], obj={"db": db_path})
