@@ -106,3 +106,14 @@ def test_summary_window_must_be_ordered(cli, tmp_path):
     assert cli("load", str(write(tmp_path / "bill.csv", [row()]))).exit_code == 0
     result = cli("summary", "--since", "2024-05", "--until", "2024-01")
     assert result.exit_code == 2 and "must be before --until" in result.output
+
+
+def test_audit_checks_the_rule_parameters_before_the_analysis(cli, tmp_path):
+    from .focus_rows import row, write
+
+    assert cli("load", str(write(tmp_path / "bill.csv", [row()]))).exit_code == 0
+    config = _write(tmp_path, '[rules.compute_rightsize]\ncpu_p95_threshold = "abc"\n')
+    result = cli("audit", "--config", str(config))
+    assert result.exit_code == 2
+    assert "rules.compute_rightsize.cpu_p95_threshold = 'abc'" in result.output
+    assert "analysis" not in result.output  # refused before any work

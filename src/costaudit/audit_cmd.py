@@ -83,9 +83,11 @@ def audit(
     latest_findings, findings_changes).
     """
     from costaudit.rules.config import load_rules_config
+    from costaudit.rules.registry import all_rules
     from costaudit.rules.runner import run_audit
 
     config = load_rules_config(config_path)
+    config.resolve(all_rules())  # the rules' parameters are checked before the analysis runs
     db = Path(ctx.obj["db"])
     if not db.exists():  # a mistyped --db or COSTAUDIT_DB must not pass as a clean, empty audit
         raise CostauditError(f"{db}: no store here yet; run `costaudit load PATH...` first")
