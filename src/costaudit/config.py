@@ -144,12 +144,11 @@ def _known(config: ProjectConfig, name: str, section: dict[str, Any], keys: set[
         raise UsageError(f"{config.path}: unknown key(s) in {name}: {', '.join(unknown)} (expected {', '.join(sorted(keys))})")
 
 
-def read_document(path: str | Path) -> dict[str, Any]:
+def _read_project(config_path: Path) -> ProjectConfig:
     """Parse a TOML file and check the sections every command shares: a missing or malformed
     file, an unknown section (``[[supress]]``), a bad key or value in ``[store]``, ``[run]`` or
     ``[reports]``, a malformed ``[[sources]]`` entry or a credential is a UsageError naming it,
     whichever command reads the file (``[analysis]`` and ``[rules]`` are checked by their rooms)."""
-    config_path = Path(path)
     if not config_path.is_file():
         raise UsageError(f"{config_path}: config file not found")
     try:
@@ -164,7 +163,12 @@ def read_document(path: str | Path) -> dict[str, Any]:
     store_settings(project)
     run_settings(project)
     report_settings(project)
-    return document
+    return project
+
+
+def read_document(path: str | Path) -> dict[str, Any]:
+    """Parse a TOML file and check the sections every command shares (see `_read_project`)."""
+    return _read_project(Path(path)).document
 
 
 def check_memory_limit(value: str, where: str) -> str:
@@ -205,9 +209,7 @@ def load_config(path: str | Path | None = None) -> ProjectConfig:
         if not DEFAULT_CONFIG.exists():
             return ProjectConfig(path=None, document={})
         path = DEFAULT_CONFIG
-    config_path = Path(path).resolve()
-    document = read_document(config_path)
-    return ProjectConfig(path=config_path, document=document, sources=_sources(config_path, document))
+    return _read_project(Path(path).resolve())
 
 
 def _sources(path: Path, document: dict[str, Any]) -> tuple[SourceConfig, ...]:
